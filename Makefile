@@ -1,0 +1,56 @@
+# Every target bootstraps what it needs: a fresh clone runs `make test` or `make demo` directly.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+TOOLS := .tools
+SAM_CLI_VERSION := 1.170.0
+CHECKOV_VERSION := 3.3.30
+PIP_VERSION := 25.3
+# sam build needs an interpreter matching the python3.13 Lambda runtime; pyenv has one here.
+PY313_DIR := $(shell (pyenv root 2>/dev/null || echo $$HOME/.pyenv))/versions/3.13.0/bin
+
+.PHONY: venv tools lint unit test build demo bench clean
+
+venv: $(BIN)/.installed
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --disable-pip-version-check "pip==$(PIP_VERSION)"
+	$(BIN)/pip install -q --disable-pip-version-check -e '.[dev]'
+	touch $@
+
+# aws-sam-cli and checkov pin their own dependency trees, so each lives in its own venv.
+tools: $(TOOLS)/sam/.installed $(TOOLS)/checkov/.installed
+$(TOOLS)/sam/.installed:
+	$(PYTHON) -m venv $(TOOLS)/sam
+	$(TOOLS)/sam/bin/pip install -q --disable-pip-version-check "aws-sam-cli==$(SAM_CLI_VERSION)"
+	touch $@
+$(TOOLS)/checkov/.installed:
+	$(PYTHON) -m venv $(TOOLS)/checkov
+	$(TOOLS)/checkov/bin/pip install -q --disable-pip-version-check "checkov==$(CHECKOV_VERSION)"
+	touch $@
+
+lint: venv tools
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	SAM_CLI_TELEMETRY=0 $(TOOLS)/sam/bin/sam validate --lint --region us-east-1
+	$(BIN)/cfn-lint template.yaml
+	$(TOOLS)/checkov/bin/checkov --quiet --compact --framework cloudformation -f template.yaml
+	find containers -name Dockerfile -print0 | xargs -0 -r $(BIN)/hadolint
+
+build: venv tools
+	PATH="$(PY313_DIR):$$PATH" SAM_CLI_TELEMETRY=0 $(TOOLS)/sam/bin/sam build --cached --parallel
+
+unit: venv
+	$(BIN)/pytest
+
+test: lint build unit
+
+demo: venv
+	$(BIN)/sluice demo
+
+bench: venv
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) $(TOOLS) .aws-sam .pytest_cache .ruff_cache
