@@ -10,7 +10,7 @@ PIP_VERSION := 25.3
 # sam build needs an interpreter matching the python3.13 Lambda runtime; pyenv has one here.
 PY313_DIR := $(shell (pyenv root 2>/dev/null || echo $$HOME/.pyenv))/versions/3.13.0/bin
 
-.PHONY: venv tools lint unit test build demo bench clean
+.PHONY: venv tools lint unit test build clean
 
 venv: $(BIN)/.installed
 $(BIN)/.installed: pyproject.toml
@@ -35,7 +35,7 @@ lint: venv tools
 	$(BIN)/ruff format --check .
 	SAM_CLI_TELEMETRY=0 $(TOOLS)/sam/bin/sam validate --lint --region us-east-1
 	$(BIN)/cfn-lint template.yaml
-	$(TOOLS)/checkov/bin/checkov --quiet --compact --framework cloudformation -f template.yaml
+	$(TOOLS)/checkov/bin/checkov --quiet --compact --skip-download --framework cloudformation -f template.yaml
 	find containers -name Dockerfile -print0 | xargs -0 -r $(BIN)/hadolint
 
 build: venv tools
@@ -45,12 +45,6 @@ unit: venv
 	$(BIN)/pytest
 
 test: lint build unit
-
-demo: venv
-	$(BIN)/sluice demo
-
-bench: venv
-	$(BIN)/python -m bench
 
 clean:
 	rm -rf $(VENV) $(TOOLS) .aws-sam .pytest_cache .ruff_cache
