@@ -8,9 +8,10 @@ SAM_CLI_VERSION := 1.170.0
 CHECKOV_VERSION := 3.3.30
 PIP_VERSION := 25.3
 # sam build needs an interpreter matching the python3.13 Lambda runtime; pyenv has one here.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PY313_DIR := $(shell (pyenv root 2>/dev/null || echo $$HOME/.pyenv))/versions/3.13.0/bin
 
-.PHONY: venv tools lint unit test build clean
+.PHONY: venv tools browser lint unit test build demo bench clean
 
 venv: $(BIN)/.installed
 $(BIN)/.installed: pyproject.toml
@@ -41,10 +42,22 @@ lint: venv tools
 build: venv tools
 	PATH="$(PY313_DIR):$$PATH" SAM_CLI_TELEMETRY=0 $(TOOLS)/sam/bin/sam build --cached --parallel
 
-unit: venv
+# The report test opens report.html in headless Chromium (Debian's package).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "installing chromium for the report test"; \
+	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium >/dev/null; }
+
+unit: venv browser
 	$(BIN)/pytest
 
 test: lint build unit
+
+demo: venv
+	$(BIN)/sluice demo
+
+bench: venv
+	$(BIN)/python -m bench
 
 clean:
 	rm -rf $(VENV) $(TOOLS) .aws-sam .pytest_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""Aggregate job: merge every partial into the result, summary and _SUCCESS marker."""

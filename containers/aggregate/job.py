@@ -1,0 +1,163 @@
+"""Aggregate: every partial the manifest promises -> result.parquet, result.csv, summary.json, _SUCCESS.
+
+Refuses to run on an incomplete set of partials: that means the transform stage has not
+finished, which is a pipeline fault (retryable), not bad input. The `_SUCCESS` marker is
+removed first and written last, so its presence always means a complete, consistent result.
+"""
+
+from __future__ import annotations
+
+import io
+from concurrent.futures import ThreadPoolExecutor
+
+import pyarrow as pa
+import pyarrow.csv as pcsv
+import pyarrow.parquet as pq
+from botocore.client import BaseClient
+from jobkit import s3 as s3io
+from jobkit.context import JobContext
+from jobkit.errors import JobError
+from jobkit.keys import (
+    RESULT_CSV,
+    RESULT_PARQUET,
+    SUCCESS_MARKER,
+    SUMMARY_JSON,
+    output_key,
+    partial_key,
+    partials_prefix,
+)
+from jobkit.log import JsonLogger, Stopwatch, utc_now
+from jobkit.manifest import Manifest
+from jobkit.options import Options
+from jobkit.partials import ROWS, finalize, merge_partials
+from jobkit.workdir import read_manifest
+
+DOWNLOAD_THREADS = 16
+MERGE_BATCH = 64  # partials merged at a time: bounds memory for high-cardinality group keys
+
+
+def run(ctx: JobContext, log: JsonLogger) -> None:
+    clock = Stopwatch()
+    s3 = s3io.client()
+    work, out_bucket, out_prefix = ctx.work_bucket, ctx.output_bucket, ctx.output_prefix
+    manifest = read_manifest(s3, work, ctx.work_prefix)
+    options = manifest.options  # the spec the shards were built for, as ingest recorded it
+    _check_partials(s3, work, ctx.work_prefix, manifest.shard_count)
+    s3.delete_object(Bucket=out_bucket, Key=output_key(out_prefix, SUCCESS_MARKER))
+
+    merged, stats = _merge_all(s3, work, ctx.work_prefix, manifest.shard_count, options)
+    merged_rows = sum(merged[ROWS].to_pylist())
+    if merged_rows != manifest.rows:
+        raise JobError(
+            f"partials cover {merged_rows} rows but the manifest promises {manifest.rows}: "
+            f"stale or foreign partials under {partials_prefix(ctx.work_prefix)}"
+        )
+    result = finalize(merged, options)
+
+    keys = {name: output_key(out_prefix, name) for name in (RESULT_PARQUET, RESULT_CSV, SUMMARY_JSON)}
+    s3io.put_bytes(s3, out_bucket, keys[RESULT_PARQUET], _parquet(result), "application/vnd.apache.parquet")
+    s3io.put_bytes(s3, out_bucket, keys[RESULT_CSV], _csv(result), "text/csv; charset=utf-8")
+    summary = _summary(ctx, manifest, options, result, stats, clock, out_bucket, keys)
+    s3io.put_json(s3, out_bucket, keys[SUMMARY_JSON], summary)
+    s3io.put_bytes(s3, out_bucket, output_key(out_prefix, SUCCESS_MARKER), b"", "text/plain")
+    log.info(
+        "result written",
+        output=f"s3://{out_bucket}/{out_prefix}",
+        groups=result.num_rows,
+        rows=merged_rows,
+        partials=manifest.shard_count,
+        seconds=clock.seconds(),
+    )
+
+
+def _check_partials(s3: BaseClient, bucket: str, work_prefix: str, count: int) -> None:
+    present = set(s3io.list_keys(s3, bucket, partials_prefix(work_prefix)))
+    missing = [i for i in range(count) if partial_key(work_prefix, i) not in present]
+    if missing:
+        shown = ", ".join(str(i) for i in missing[:10]) + (", ..." if len(missing) > 10 else "")
+        raise JobError(
+            f"{len(missing)} of {count} partials missing (shard {shown}) under "
+            f"s3://{bucket}/{partials_prefix(work_prefix)}: the transform stage has not finished"
+        )
+
+
+def _merge_all(
+    s3: BaseClient, bucket: str, work_prefix: str, count: int, options: Options
+) -> tuple[pa.Table, list[dict[str, str]]]:
+    def fetch(index: int) -> tuple[pa.Table, dict[str, str]]:
+        data, metadata = s3io.read_bytes(s3, bucket, partial_key(work_prefix, index))
+        return pq.read_table(io.BytesIO(data)), metadata
+
+    merged: pa.Table | None = None
+    stats: list[dict[str, str]] = []
+    with ThreadPoolExecutor(DOWNLOAD_THREADS, thread_name_prefix="fetch") as pool:
+        for start in range(0, count, MERGE_BATCH):
+            fetched = list(pool.map(fetch, range(start, min(count, start + MERGE_BATCH))))
+            stats.extend(metadata for _, metadata in fetched)
+            tables = ([merged] if merged is not None else []) + [t for t, _ in fetched]
+            merged = merge_partials(pa.concat_tables(tables), options)
+    assert merged is not None  # count >= 1: ingest never writes a manifest without shards
+    return merged, stats
+
+
+def _parquet(table: pa.Table) -> bytes:
+    sink = io.BytesIO()
+    pq.write_table(table, sink, compression="zstd")
+    return sink.getvalue()
+
+
+def _csv(table: pa.Table) -> bytes:
+    sink = io.BytesIO()
+    pcsv.write_csv(table, sink)
+    return sink.getvalue()
+
+
+def _transform_timings(stats: list[dict[str, str]]) -> dict[str, float | int | None]:
+    seconds = [float(s["seconds"]) for s in stats if "seconds" in s]
+    rows = sum(int(s.get("rows", 0)) for s in stats)
+    attempts = [int(s["attempt"]) for s in stats if "attempt" in s]
+    total = sum(seconds)
+    return {
+        "partials": len(stats),
+        "seconds_total": round(total, 3),
+        "seconds_max": max(seconds, default=None),
+        "seconds_mean": round(total / len(seconds), 3) if seconds else None,
+        "rows_per_second": round(rows / total, 1) if total else None,
+        "retried_partials": sum(1 for a in attempts if a > 1),
+    }
+
+
+def _summary(
+    ctx: JobContext,
+    manifest: Manifest,
+    options: Options,
+    result: pa.Table,
+    stats: list[dict[str, str]],
+    clock: Stopwatch,
+    bucket: str,
+    keys: dict[str, str],
+) -> dict[str, object]:
+    return {
+        "run_id": ctx.run_id,
+        "input": manifest.input.model_dump(exclude_none=True),
+        "format": manifest.format,
+        "compression": manifest.compression,
+        "spec": options.spec(),
+        "rows_in": manifest.rows_read,
+        "rows_accepted": manifest.rows,
+        "rows_rejected": manifest.rows_rejected,
+        "rejected": manifest.rejected.model_dump(),
+        "groups": result.num_rows,
+        "shards": manifest.shard_count,
+        "columns": result.column_names,
+        "outputs": {name: f"s3://{bucket}/{key}" for name, key in keys.items()},
+        "timings": {
+            "ingest": manifest.timings.model_dump(),
+            "transform": _transform_timings(stats),
+            "aggregate": {
+                "started_at": clock.started_at,
+                "finished_at": utc_now(),
+                "seconds": clock.seconds(),
+            },
+        },
+    }

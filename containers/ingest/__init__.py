@@ -1,0 +1,1 @@
+"""Ingest job: stream the input object, validate it, write Parquet shards, then the manifest."""

@@ -1,0 +1,97 @@
+"""What ingest promises to the later stages: `work/<run>/manifest.json`, written last.
+
+It stays small (well under the contract's 200 KB) whatever the shard count: per-shard detail
+lives in `work/<run>/shards/index.json`, rejected-row examples are capped, and so are the input
+column names recorded.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from jobkit.options import Options
+
+MANIFEST_VERSION = 1
+MAX_MANIFEST_BYTES = 200_000
+MAX_REJECT_EXAMPLES = 10
+MAX_RECORDED_INPUT_COLUMNS = 200
+
+
+class InputRef(BaseModel):
+    """The execution input's `input` object (SLUICE_INPUT)."""
+
+    # The trigger or a person may add fields; they do not change what is read.
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+    bucket: str = Field(min_length=1)
+    key: str = Field(min_length=1)
+    versionId: str | None = None
+    etag: str | None = None
+    size: int | None = Field(default=None, ge=0)
+
+    def uri(self) -> str:
+        return f"s3://{self.bucket}/{self.key}"
+
+
+class ColumnInfo(BaseModel):
+    name: str
+    type: str  # Arrow type as text, e.g. "string", "double", "int64"
+    role: Literal["group", "metric", "group+metric"]
+
+
+class RejectExample(BaseModel):
+    line: int  # 1-based physical line of the input (the header is line 1)
+    reason: str
+
+
+class Rejections(BaseModel):
+    count: int = 0
+    by_reason: dict[str, int] = Field(default_factory=dict)
+    examples: list[RejectExample] = Field(default_factory=list)
+
+
+class Timing(BaseModel):
+    started_at: str
+    finished_at: str
+    seconds: float
+    detail: dict[str, float] = Field(default_factory=dict)
+
+
+class ShardInfo(BaseModel):
+    index: int
+    key: str
+    rows: int
+    bytes: int
+
+
+class ShardIndex(BaseModel):
+    """`work/<run>/shards/index.json`: per-shard detail kept out of the manifest."""
+
+    run_id: str
+    shards: list[ShardInfo]
+
+
+class Manifest(BaseModel):
+    version: int = MANIFEST_VERSION
+    run_id: str
+    input: InputRef
+    format: str
+    compression: str | None
+    options: Options
+    input_column_count: int
+    input_columns: list[str]  # at most MAX_RECORDED_INPUT_COLUMNS names
+    columns: list[ColumnInfo]  # what the shards hold, in shard order
+    shard_count: int  # read by the state machine: 1 -> single job, N -> array of N
+    shards_prefix: str
+    shard_index_key: str
+    rows: int  # rows accepted into the shards
+    rows_read: int  # rows accepted + rows rejected
+    rows_rejected: int
+    rejected: Rejections
+    bytes_read: int  # bytes of the input object as stored (compressed if gzip)
+    bytes_written: int  # total size of the shards
+    timings: Timing
+    job_id: str | None = None
+    attempt: int | None = None

@@ -1,0 +1,108 @@
+"""The execution's `options` object (SLUICE_OPTIONS): aggregation spec, input format, tolerances.
+
+The default spec fits the bundled sample data (`python -m sluice.sampledata`).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Literal, get_args
+
+from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, ValidationError, model_validator
+
+from jobkit.errors import BadInput
+
+Metric = Literal["count", "sum", "mean", "min", "max", "stddev"]
+InputFormat = Literal["csv", "tsv", "jsonl", "parquet"]
+METRICS: tuple[str, ...] = get_args(Metric)
+# These need numbers; count/min/max also work on text (min/max compare UTF-8 bytes, as DuckDB does).
+NUMERIC_METRICS = frozenset({"sum", "mean", "stddev"})
+ROWS_COLUMN = "rows"
+
+
+def _default_metrics() -> dict[str, list[Metric]]:
+    return {"amount": ["count", "sum", "mean", "min", "max", "stddev"]}
+
+
+class Options(BaseModel):
+    # Unknown keys are refused: a misspelt "metric" silently falling back to the default
+    # spec would produce a plausible but wrong result.
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    group_by: list[str] = Field(default_factory=lambda: ["category", "country"])
+    metrics: dict[str, list[Metric]] = Field(default_factory=_default_metrics)
+    format: InputFormat | None = None
+    max_bad_row_fraction: float = Field(default=0.0, ge=0.0, le=1.0)
+    # Per-run override of the stack's ShardTargetMb (SLUICE_SHARD_TARGET_MB): controls the fan-out
+    # of one run without redeploying, e.g. to try a file with more, smaller transform children.
+    shard_target_mb: float | None = Field(default=None, gt=0.0, le=1024.0)
+    # Fault injection for testing retry strategies and notifications: transform exits 1 with
+    # "injected failure for shard N" for these indexes ...
+    fail_shards: list[NonNegativeInt] = Field(default_factory=list)
+    # ... and blocks until it is killed (SIGTERM -> 143) for these, to exercise attempt timeouts.
+    hang_shards: list[NonNegativeInt] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _check_spec(self) -> Options:
+        names = [*self.group_by, *self.metrics]
+        if any(not name for name in names):
+            raise ValueError("column names must not be empty")
+        if len(set(self.group_by)) != len(self.group_by):
+            raise ValueError(f"group_by repeats a column: {self.group_by}")
+        for column, metrics in self.metrics.items():
+            if not metrics:
+                raise ValueError(f"metrics.{column} lists no metric")
+            if len(set(metrics)) != len(metrics):
+                raise ValueError(f"metrics.{column} repeats a metric: {metrics}")
+        outputs = self.output_columns()
+        clashes = sorted({c for c in outputs if outputs.count(c) > 1})
+        if clashes:
+            raise ValueError(f"result columns would clash: {clashes}")
+        return self
+
+    def columns(self) -> list[str]:
+        """Input columns the spec reads, group-by columns first, each once."""
+        return list(dict.fromkeys([*self.group_by, *self.metrics]))
+
+    def needs_numeric(self, column: str) -> bool:
+        return any(m in NUMERIC_METRICS for m in self.metrics.get(column, []))
+
+    def metric_items(self) -> list[tuple[str, Metric]]:
+        return [(column, metric) for column, metrics in self.metrics.items() for metric in metrics]
+
+    def output_columns(self) -> list[str]:
+        return [*self.group_by, ROWS_COLUMN, *(f"{c}_{m}" for c, m in self.metric_items())]
+
+    def spec(self) -> dict[str, object]:
+        """The part that defines the result (what manifest and summary record)."""
+        return {"group_by": self.group_by, "metrics": self.metrics}
+
+
+def parse_options(raw: str | None) -> Options:
+    """Parse SLUICE_OPTIONS; any problem is bad input (65) with a one-line reason."""
+    if raw is None or not raw.strip():
+        return Options()
+    try:
+        data = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise BadInput(f"options are not valid JSON: {exc}") from None
+    if data is None:
+        return Options()
+    if not isinstance(data, dict):
+        raise BadInput(f"options must be a JSON object, got {type(data).__name__}")
+    try:
+        return Options.model_validate(data)
+    except ValidationError as exc:
+        raise BadInput(f"invalid options: {describe_validation_error(exc)}") from None
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors(include_url=False):
+        where = ".".join(str(p) for p in err["loc"])
+        if err["type"] == "extra_forbidden":
+            parts.append(f"unknown option {where!r}")
+            continue
+        msg = err["msg"].removeprefix("Value error, ")
+        parts.append(f"{where}: {msg}" if where else msg)
+    return "; ".join(parts)

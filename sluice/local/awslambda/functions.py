@@ -1,0 +1,145 @@
+"""Function records: configuration (as the API returns it), code, versions, aliases,
+permissions, event-invoke configs, reserved concurrency and tags."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import re
+import time
+import uuid
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import invalid
+
+LATEST = "$LATEST"
+
+# Keys Lambda reserves (https://docs.aws.amazon.com/lambda/latest/dg/configuration-envvars.html#configuration-envvars-runtime).
+RESERVED_ENV_KEYS = frozenset(
+    {
+        "_HANDLER",
+        "_X_AMZN_TRACE_ID",
+        "AWS_DEFAULT_REGION",
+        "AWS_REGION",
+        "AWS_EXECUTION_ENV",
+        "AWS_LAMBDA_FUNCTION_NAME",
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
+        "AWS_LAMBDA_FUNCTION_VERSION",
+        "AWS_LAMBDA_INITIALIZATION_TYPE",
+        "AWS_LAMBDA_LOG_GROUP_NAME",
+        "AWS_LAMBDA_LOG_STREAM_NAME",
+        "AWS_ACCESS_KEY",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_LAMBDA_RUNTIME_API",
+        "LAMBDA_TASK_ROOT",
+        "LAMBDA_RUNTIME_DIR",
+    }
+)
+
+_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
+# name | account:function:name | arn:partition:lambda:region:account:function:name, each with optional :qualifier
+_ARN = re.compile(
+    r"^(?:arn:(?P<partition>[\w-]+):lambda:(?P<region>[\w-]+):)?(?:(?P<account>\d{12}):)?"
+    r"(?:function:)?(?P<name>[a-zA-Z0-9_-]{1,64})(?::(?P<qualifier>\$LATEST|[a-zA-Z0-9_-]+))?$"
+)
+
+
+def parse_function_ref(value: str) -> tuple[str, str | None]:
+    """(function name, qualifier or None) from a name, partial ARN or ARN."""
+    found = _ARN.match(value or "")
+    if not found:
+        raise invalid(
+            f"1 validation error detected: Value '{value}' at 'functionName' failed to satisfy constraint: "
+            "Member must satisfy regular expression pattern"
+        )
+    return found.group("name"), found.group("qualifier")
+
+
+def timestamp_text() -> str:
+    # LastModified as Lambda writes it: 2024-01-02T03:04:05.678+0000
+    now = time.time()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now * 1000) % 1000:03d}+0000"
+
+
+def extract_zip(zipped: bytes, code_root: Path, function_name: str) -> tuple[Path, str, int]:
+    """Unpack the code once per content hash; returns (directory, CodeSha256, size)."""
+    digest = hashlib.sha256(zipped)
+    sha_b64 = base64.b64encode(digest.digest()).decode()
+    target = code_root / function_name / digest.hexdigest()[:20]
+    if not target.exists():
+        staging = target.with_name(target.name + f".tmp-{uuid.uuid4().hex[:8]}")
+        try:
+            with zipfile.ZipFile(io.BytesIO(zipped)) as archive:
+                archive.extractall(staging)
+        except (zipfile.BadZipFile, ValueError):
+            raise invalid(
+                "Could not unzip uploaded file. Please check your file, then try to upload again."
+            ) from None
+        try:
+            staging.rename(target)
+        except OSError:  # another request unpacked the same code first
+            pass
+        (target.parent / f"{target.name}.zip").write_bytes(zipped)
+    return target, sha_b64, len(zipped)
+
+
+@dataclass
+class FunctionVersion:
+    """One immutable snapshot: the configuration the API returns plus the unpacked code."""
+
+    config: dict[str, Any]
+    code_dir: Path
+    generation: int = 0
+
+    @property
+    def name(self) -> str:
+        return str(self.config["FunctionName"])
+
+    @property
+    def version(self) -> str:
+        return str(self.config["Version"])
+
+    @property
+    def arn(self) -> str:
+        return str(self.config["FunctionArn"])
+
+
+@dataclass
+class FunctionState:
+    """Everything the runtime knows about one function."""
+
+    name: str
+    arn: str  # unqualified
+    latest: FunctionVersion
+    versions: dict[str, FunctionVersion] = field(default_factory=dict)
+    aliases: dict[str, dict[str, Any]] = field(default_factory=dict)
+    policy_statements: list[dict[str, Any]] = field(default_factory=list)
+    policy_revision: str = field(default_factory=lambda: str(uuid.uuid4()))
+    event_invoke_configs: dict[str, dict[str, Any]] = field(default_factory=dict)  # by qualifier
+    reserved_concurrency: int | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+    next_version: int = 1
+
+    def resolve(self, qualifier: str | None) -> tuple[FunctionVersion, str]:
+        """(version snapshot, executed version) for a qualifier (None/$LATEST, number, alias)."""
+        if qualifier in (None, LATEST):
+            return self.latest, LATEST
+        if qualifier in self.versions:
+            return self.versions[qualifier], qualifier
+        alias = self.aliases.get(qualifier)
+        if alias is not None:
+            version = alias["FunctionVersion"]
+            return (self.latest, LATEST) if version == LATEST else (self.versions[version], version)
+        raise KeyError(qualifier)
+
+    def event_invoke_config(self, qualifier: str | None) -> dict[str, Any]:
+        return self.event_invoke_configs.get(qualifier or LATEST) or {}
+
+    def qualified_arn(self, qualifier: str | None) -> str:
+        return f"{self.arn}:{qualifier or LATEST}"

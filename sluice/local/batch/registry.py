@@ -1,0 +1,420 @@
+"""Compute environments, job queues and job definitions: create, describe, update, delete.
+
+Not thread-safe by itself: the engine calls it while holding its lock, and tells the scheduler
+when something that affects placement changed.
+"""
+
+from __future__ import annotations
+
+import copy
+import uuid
+from typing import Any
+
+from sluice.local.batch import validation
+from sluice.local.batch.errors import ClientException
+from sluice.local.batch.models import (
+    DISABLED,
+    ENABLED,
+    VALID,
+    ComputeEnvironment,
+    JobDefinition,
+    JobQueue,
+)
+from sluice.local.batch.paging import paginate
+from sluice.local.batch.retry import parse_retry_strategy
+
+ACTIVE = "ACTIVE"
+INACTIVE = "INACTIVE"
+MAX_QUEUE_ENVIRONMENTS = (
+    3  # https://docs.aws.amazon.com/cdk/api/latest/docs/@aws-cdk_aws-batch.JobQueueProps.html
+)
+CE_TYPES = ("MANAGED", "UNMANAGED")
+RESOURCE_TYPES = ("EC2", "SPOT", "FARGATE", "FARGATE_SPOT")
+LOG_DRIVERS = ("json-file", "syslog", "journald", "gelf", "fluentd", "awslogs", "splunk", "awsfirelens")
+
+
+class Registry:
+    def __init__(self, region: str, account_id: str) -> None:
+        self.region = region
+        self.account_id = account_id
+        self.arn_prefix = f"arn:aws:batch:{region}:{account_id}:"
+        self.environments: dict[str, ComputeEnvironment] = {}
+        self.queues: dict[str, JobQueue] = {}
+        self.definitions: dict[str, list[JobDefinition]] = {}  # name -> revisions in order
+        self._queue_seq = 0
+
+    # -- compute environments ------------------------------------------------------------------
+
+    def create_environment(self, request: dict[str, Any]) -> ComputeEnvironment:
+        name = validation.check_resource_name(request.get("computeEnvironmentName"), "Compute environment")
+        ce_type = request.get("type")
+        if ce_type not in CE_TYPES:
+            raise ClientException(f"type must be one of {', '.join(CE_TYPES)}")
+        state = _state(request.get("state", ENABLED))
+        resources = request.get("computeResources")
+        if request.get("eksConfiguration"):
+            raise ClientException("EKS compute environments aren't supported by the local Batch engine")
+        if ce_type == "MANAGED":
+            resources = _check_compute_resources(resources)
+        elif resources:
+            raise ClientException("computeResources can't be specified for an UNMANAGED compute environment")
+        if name in self.environments:
+            raise ClientException("Object already exists")  # AWS's wording for a duplicate name
+        ce_uuid = str(uuid.uuid4())
+        ce = ComputeEnvironment(
+            name=name,
+            arn=f"{self.arn_prefix}compute-environment/{name}",
+            ce_type=ce_type,
+            state=state,
+            compute_resources=copy.deepcopy(resources) if resources else None,
+            service_role=request.get("serviceRole"),
+            unmanaged_vcpus=request.get("unmanagedvCpus"),
+            ecs_cluster_arn=(
+                f"arn:aws:ecs:{self.region}:{self.account_id}:cluster/AWSBatch-{name}-{ce_uuid.replace('-', '')}"
+            ),
+            uuid=ce_uuid,
+            tags=dict(request.get("tags") or {}),
+        )
+        self.environments[name] = ce
+        return ce
+
+    def environment(self, ref: str) -> ComputeEnvironment:
+        ce = self.environments.get(_name_from(ref, "compute-environment/"))
+        if ce is None:
+            raise ClientException(f"Compute environment {ref} does not exist")
+        return ce
+
+    def describe_environments(self, request: dict[str, Any]) -> dict[str, Any]:
+        wanted = request.get("computeEnvironments")
+        items = list(self.environments.values())
+        if wanted:
+            names = {_name_from(ref, "compute-environment/") for ref in wanted}
+            items = [ce for ce in items if ce.name in names]
+        page, token = paginate(
+            items, request.get("maxResults"), request.get("nextToken"), default=100, limit=100
+        )
+        return _with_token({"computeEnvironments": [_environment_detail(ce) for ce in page]}, token)
+
+    def update_environment(self, request: dict[str, Any]) -> ComputeEnvironment:
+        ce = self.environment(request.get("computeEnvironment", ""))
+        if "state" in request:
+            ce.state = _state(request["state"])
+        update = request.get("computeResources")
+        if update:
+            if ce.compute_resources is None:
+                raise ClientException(
+                    "computeResources can't be updated for an UNMANAGED compute environment"
+                )
+            merged = {**ce.compute_resources, **copy.deepcopy(update)}
+            ce.compute_resources = _check_compute_resources(merged)
+        if "unmanagedvCpus" in request:
+            ce.unmanaged_vcpus = request["unmanagedvCpus"]
+        if "serviceRole" in request:
+            ce.service_role = request["serviceRole"]
+        return ce
+
+    def delete_environment(self, request: dict[str, Any]) -> None:
+        # "you must set its state to DISABLED ... and disassociate it from any job queues"
+        # https://docs.aws.amazon.com/batch/latest/APIReference/API_DeleteComputeEnvironment.html
+        ce = self.environment(request.get("computeEnvironment", ""))
+        if ce.state != DISABLED:
+            raise ClientException(f"Compute environment {ce.name} must be DISABLED before it can be deleted")
+        if any(ce in queue.environments for queue in self.queues.values()):
+            raise ClientException("Cannot delete, found existing JobQueue relationship")
+        del self.environments[ce.name]
+
+    # -- job queues -------------------------------------------------------------------------------
+
+    def create_queue(self, request: dict[str, Any]) -> JobQueue:
+        name = validation.check_resource_name(request.get("jobQueueName"), "Job queue")
+        priority = _priority(request.get("priority"))
+        state = _state(request.get("state", ENABLED))
+        order = self._environment_order(request.get("computeEnvironmentOrder"))
+        if name in self.queues:
+            raise ClientException("Object already exists")
+        self._queue_seq += 1
+        queue = JobQueue(
+            name=name,
+            arn=f"{self.arn_prefix}job-queue/{name}",
+            state=state,
+            priority=priority,
+            ce_order=order,
+            scheduling_policy_arn=request.get("schedulingPolicyArn"),
+            tags=dict(request.get("tags") or {}),
+            created_seq=self._queue_seq,
+        )
+        self.queues[name] = queue
+        return queue
+
+    def queue(self, ref: str) -> JobQueue:
+        queue = self.queues.get(_name_from(ref, "job-queue/"))
+        if queue is None:
+            raise ClientException(f"JobQueue {ref} not found.")  # observed AWS message
+        return queue
+
+    def describe_queues(self, request: dict[str, Any]) -> dict[str, Any]:
+        wanted = request.get("jobQueues")
+        items = list(self.queues.values())
+        if wanted:
+            names = {_name_from(ref, "job-queue/") for ref in wanted}
+            items = [queue for queue in items if queue.name in names]
+        page, token = paginate(
+            items, request.get("maxResults"), request.get("nextToken"), default=100, limit=100
+        )
+        return _with_token({"jobQueues": [_queue_detail(queue) for queue in page]}, token)
+
+    def update_queue(self, request: dict[str, Any]) -> JobQueue:
+        queue = self.queue(request.get("jobQueue", ""))
+        if "state" in request:
+            queue.state = _state(request["state"])
+        if "priority" in request:
+            queue.priority = _priority(request["priority"])
+        if "computeEnvironmentOrder" in request:
+            queue.ce_order = self._environment_order(request["computeEnvironmentOrder"])
+        if "schedulingPolicyArn" in request:
+            queue.scheduling_policy_arn = request["schedulingPolicyArn"]
+        return queue
+
+    def delete_queue(self, request: dict[str, Any]) -> JobQueue:
+        # "You must first disable submissions for a queue with the UpdateJobQueue operation."
+        # https://docs.aws.amazon.com/batch/latest/APIReference/API_DeleteJobQueue.html
+        queue = self.queue(request.get("jobQueue", ""))
+        if queue.state != DISABLED:
+            raise ClientException(f"Job queue {queue.name} must be DISABLED before it can be deleted")
+        del self.queues[queue.name]
+        return queue
+
+    def queues_by_priority(self) -> list[JobQueue]:
+        """Higher priority first; among equals, the older queue first."""
+        return sorted(self.queues.values(), key=lambda queue: (-queue.priority, queue.created_seq))
+
+    def _environment_order(self, order: Any) -> list[tuple[int, ComputeEnvironment]]:
+        if not order:
+            raise ClientException("At least 1 compute environment must be provided")
+        if len(order) > MAX_QUEUE_ENVIRONMENTS:
+            raise ClientException(
+                f"A job queue can have at most {MAX_QUEUE_ENVIRONMENTS} compute environments"
+            )
+        resolved = sorted(
+            ((int(item["order"]), self.environment(item["computeEnvironment"])) for item in order),
+            key=lambda pair: pair[0],
+        )
+        if len({position for position, _ in resolved}) != len(resolved):
+            raise ClientException("computeEnvironmentOrder orders must be unique")
+        if len({ce.name for _, ce in resolved}) != len(resolved):
+            raise ClientException("A compute environment can appear only once in computeEnvironmentOrder")
+        # All EC2 (EC2/SPOT) or all Fargate (FARGATE/FARGATE_SPOT), never mixed.
+        # https://docs.aws.amazon.com/batch/latest/userguide/fargate-job-queues.html
+        if len({ce.is_fargate for _, ce in resolved}) > 1:
+            raise ClientException("A job queue can't mix EC2 and Fargate compute environments")
+        return resolved
+
+    # -- job definitions ---------------------------------------------------------------------------
+
+    def register_definition(self, request: dict[str, Any]) -> JobDefinition:
+        name = validation.check_resource_name(request.get("jobDefinitionName"), "Job definition")
+        kind = request.get("type")
+        if kind == "multinode" or request.get("nodeProperties"):
+            raise ClientException(
+                "Multi-node parallel job definitions aren't supported by the local Batch engine"
+            )
+        if kind != "container":
+            raise ClientException("type must be container or multinode")
+        if request.get("ecsProperties") or request.get("eksProperties"):
+            raise ClientException(
+                "ecsProperties and eksProperties aren't supported by the local Batch engine"
+            )
+        container = request.get("containerProperties")
+        if not container:
+            raise ClientException("containerProperties must be specified for a container job definition")
+        if not container.get("image"):
+            raise ClientException("containerProperties.image must be specified")
+        platforms = request.get("platformCapabilities") or ["EC2"]
+        if len(platforms) != 1 or platforms[0] not in ("EC2", "FARGATE"):
+            raise ClientException("platformCapabilities must be EC2 or FARGATE")
+        fargate = platforms[0] == "FARGATE"
+        validation.resolve_resources(
+            container.get("resourceRequirements") or [],
+            container.get("vcpus"),
+            container.get("memory"),
+            fargate=fargate,
+        )
+        validation.check_environment(container.get("environment"))
+        validation.check_command(container.get("command"))
+        log_driver = (container.get("logConfiguration") or {}).get("logDriver")
+        if log_driver is not None and log_driver not in LOG_DRIVERS:
+            raise ClientException(f"logConfiguration.logDriver {log_driver!r} isn't supported")
+        parse_retry_strategy(request.get("retryStrategy"))
+        validation.check_timeout(request.get("timeout"))
+        parameters = request.get("parameters") or {}
+        if not all(isinstance(value, str) for value in parameters.values()):
+            raise ClientException("parameters must be a string to string map")
+        revisions = self.definitions.setdefault(name, [])
+        revision = revisions[-1].revision + 1 if revisions else 1
+        stored = copy.deepcopy(request)
+        stored["platformCapabilities"] = list(platforms)
+        definition = JobDefinition(
+            name=name,
+            revision=revision,
+            arn=f"{self.arn_prefix}job-definition/{name}:{revision}",
+            status=ACTIVE,
+            request=stored,
+            platform=platforms[0],
+        )
+        revisions.append(definition)
+        return definition
+
+    def definition(self, ref: str) -> JobDefinition:
+        """`name`, `name:revision`, or an ARN with or without revision; no revision → latest ACTIVE.
+
+        https://docs.aws.amazon.com/sdk-for-kotlin/api/latest/batch/aws.sdk.kotlin.services.batch.model/-submit-job-request/job-definition.html
+        """
+        name, revision = _split_definition_ref(ref)
+        candidates = [d for d in self.definitions.get(name, ()) if d.status == ACTIVE]
+        if revision is not None:
+            candidates = [d for d in candidates if d.revision == revision]
+        if not candidates:
+            # Observed AWS message.
+            raise ClientException(f"JobDefinition name {ref} does not exist or is not in ACTIVE status")
+        return candidates[-1]
+
+    def find_definition(self, ref: str) -> JobDefinition | None:
+        """Exact revision lookup in any status (for tags and deregistration)."""
+        name, revision = _split_definition_ref(ref)
+        revisions = self.definitions.get(name, [])
+        if revision is None:
+            active = [d for d in revisions if d.status == ACTIVE]
+            return active[-1] if active else None
+        return next((d for d in revisions if d.revision == revision), None)
+
+    def deregister_definition(self, request: dict[str, Any]) -> None:
+        ref = request.get("jobDefinition", "")
+        definition = self.find_definition(ref)
+        if definition is None:
+            raise ClientException(f"JobDefinition {ref} does not exist")
+        definition.status = INACTIVE
+
+    def describe_definitions(self, request: dict[str, Any]) -> dict[str, Any]:
+        items = [d for revisions in self.definitions.values() for d in revisions]
+        if request.get("jobDefinitions"):
+            refs = [_split_definition_ref(ref) for ref in request["jobDefinitions"]]
+            items = [d for d in items if any(d.name == n and r in (None, d.revision) for n, r in refs)]
+        if request.get("jobDefinitionName"):
+            items = [d for d in items if d.name == request["jobDefinitionName"]]
+        if request.get("status"):
+            items = [d for d in items if d.status == request["status"]]
+        page, token = paginate(
+            items, request.get("maxResults"), request.get("nextToken"), default=100, limit=100
+        )
+        return _with_token({"jobDefinitions": [_definition_detail(d) for d in page]}, token)
+
+
+def _check_compute_resources(resources: Any) -> dict[str, Any]:
+    if not resources:
+        raise ClientException("computeResources must be specified for a MANAGED compute environment")
+    if resources.get("type") not in RESOURCE_TYPES:
+        raise ClientException(f"computeResources.type must be one of {', '.join(RESOURCE_TYPES)}")
+    max_vcpus = resources.get("maxvCpus")
+    if not isinstance(max_vcpus, int) or max_vcpus < 0:
+        raise ClientException("computeResources.maxvCpus must be a non-negative integer")
+    min_vcpus = resources.get("minvCpus", 0) or 0
+    if min_vcpus < 0 or min_vcpus > max_vcpus:
+        raise ClientException("computeResources.minvCpus must be between 0 and maxvCpus")
+    return resources
+
+
+def _state(value: Any) -> str:
+    if value not in (ENABLED, DISABLED):
+        raise ClientException(f"state {value} must be one of ENABLED | DISABLED")
+    return value
+
+
+def _priority(value: Any) -> int:
+    if not isinstance(value, int) or not 0 <= value <= 1000:
+        raise ClientException("priority must be an integer between 0 and 1000")
+    return value
+
+
+def _name_from(ref: str, kind: str) -> str:
+    """A resource name from its name or ARN (``arn:...:<kind><name>``)."""
+    if ref.startswith("arn:") and kind in ref:
+        return ref.split(kind, 1)[1]
+    return ref
+
+
+def _split_definition_ref(ref: str) -> tuple[str, int | None]:
+    text = _name_from(ref, "job-definition/")
+    name, sep, revision = text.partition(":")
+    if not sep:
+        return name, None
+    if not revision.isdigit():
+        raise ClientException(f"Invalid job definition revision in {ref}")
+    return name, int(revision)
+
+
+def _with_token(body: dict[str, Any], token: str | None) -> dict[str, Any]:
+    if token:
+        body["nextToken"] = token
+    return body
+
+
+def _environment_detail(ce: ComputeEnvironment) -> dict[str, Any]:
+    detail: dict[str, Any] = {
+        "computeEnvironmentName": ce.name,
+        "computeEnvironmentArn": ce.arn,
+        "ecsClusterArn": ce.ecs_cluster_arn,
+        "tags": dict(ce.tags),
+        "type": ce.ce_type,
+        "state": ce.state,
+        "status": VALID,
+        "statusReason": "ComputeEnvironment Healthy",
+        "containerOrchestrationType": "ECS",
+        "uuid": ce.uuid,
+    }
+    if ce.compute_resources is not None:
+        detail["computeResources"] = copy.deepcopy(ce.compute_resources)
+    if ce.unmanaged_vcpus is not None:
+        detail["unmanagedvCpus"] = ce.unmanaged_vcpus
+    if ce.service_role:
+        detail["serviceRole"] = ce.service_role
+    return detail
+
+
+def _queue_detail(queue: JobQueue) -> dict[str, Any]:
+    detail: dict[str, Any] = {
+        "jobQueueName": queue.name,
+        "jobQueueArn": queue.arn,
+        "state": queue.state,
+        "status": VALID,
+        "statusReason": "JobQueue Healthy",
+        "priority": queue.priority,
+        "computeEnvironmentOrder": [
+            {"order": order, "computeEnvironment": ce.arn} for order, ce in queue.ce_order
+        ],
+        "tags": dict(queue.tags),
+        "jobQueueType": "ECS_FARGATE" if queue.is_fargate else "ECS",
+    }
+    if queue.scheduling_policy_arn:
+        detail["schedulingPolicyArn"] = queue.scheduling_policy_arn
+    return detail
+
+
+def _definition_detail(definition: JobDefinition) -> dict[str, Any]:
+    request = definition.request
+    detail: dict[str, Any] = {
+        "jobDefinitionName": definition.name,
+        "jobDefinitionArn": definition.arn,
+        "revision": definition.revision,
+        "status": definition.status,
+        "type": request["type"],
+        "parameters": dict(request.get("parameters") or {}),
+        "containerProperties": copy.deepcopy(request["containerProperties"]),
+        "tags": dict(request.get("tags") or {}),
+        "propagateTags": bool(request.get("propagateTags", False)),
+        "platformCapabilities": list(request["platformCapabilities"]),
+        "containerOrchestrationType": "ECS",
+    }
+    for key in ("retryStrategy", "timeout", "schedulingPriority"):
+        if request.get(key) is not None:
+            detail[key] = copy.deepcopy(request[key])
+    return detail

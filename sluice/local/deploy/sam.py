@@ -1,0 +1,135 @@
+"""The SAM transform, run offline.
+
+Like ``sam validate``, local ``CodeUri``/``DefinitionUri``/``ContentUri`` paths are swapped
+for placeholder S3 locations before the translator runs (it only accepts S3 locations)
+and mapped back afterwards. The result carries each local artifact the way
+``aws cloudformation package`` accepts it before packaging: an absolute path string in
+``AWS::Lambda::Function`` ``Code``, ``AWS::StepFunctions::StateMachine``
+``DefinitionS3Location`` and ``AWS::Lambda::LayerVersion`` ``Content``.
+The translator never calls AWS: managed-policy names come from the map bundled with
+aws-sam-translator, and the session only supplies the region.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import boto3
+from samtranslator.internal.managed_policies import get_bundled_managed_policy_map
+from samtranslator.metrics.metrics import DummyMetricsPublisher, Metrics
+from samtranslator.model.exceptions import ExceptionWithMessage, InvalidDocumentException
+from samtranslator.parser.parser import Parser
+from samtranslator.translator.translator import Translator
+
+from .errors import DeployError
+
+SAM_TRANSFORM = "AWS::Serverless-2016-10-31"
+# Transforms whose effect the deployer provides itself (Fn::Length, Fn::ToJsonString,
+# Fn::FindInMap defaults); Fn::ForEach is not expanded.
+_NATIVE_TRANSFORMS = {"AWS::LanguageExtensions"}
+
+PLACEHOLDER_BUCKET = "sluice-local-artifacts"
+
+# (SAM resource type, property holding a local path)
+_LOCAL_PATH_PROPS = [
+    ("AWS::Serverless::Function", "CodeUri"),
+    ("AWS::Serverless::StateMachine", "DefinitionUri"),
+    ("AWS::Serverless::LayerVersion", "ContentUri"),
+]
+# (CloudFormation type, property the translator fills from the local path, bucket key, object key)
+_TRANSLATED_LOCATIONS = [
+    ("AWS::Lambda::Function", "Code", "S3Bucket", "S3Key"),
+    ("AWS::StepFunctions::StateMachine", "DefinitionS3Location", "Bucket", "Key"),
+    ("AWS::Lambda::LayerVersion", "Content", "S3Bucket", "S3Key"),
+]
+
+
+def transforms_of(template: dict[str, Any]) -> list[str]:
+    declared = template.get("Transform") or []
+    return [declared] if isinstance(declared, str) else list(declared)
+
+
+def _is_local(value: Any) -> bool:
+    return isinstance(value, str) and not value.startswith("s3://")
+
+
+def _swap_local_paths(template: dict[str, Any], base_dir: Path) -> dict[str, str]:
+    """Replace local paths with placeholder S3 URIs in place; return key -> absolute path."""
+    local: dict[str, str] = {}
+
+    def swap(holder: dict[str, Any], prop: str) -> None:
+        value = holder.get(prop)
+        if not _is_local(value):
+            return
+        key = f"local/{len(local)}"
+        local[key] = str((base_dir / value).resolve())
+        holder[prop] = f"s3://{PLACEHOLDER_BUCKET}/{key}"
+
+    globals_ = template.get("Globals") or {}
+    if isinstance(globals_.get("Function"), dict):
+        swap(globals_["Function"], "CodeUri")
+    for resource in (template.get("Resources") or {}).values():
+        if not isinstance(resource, dict):
+            continue
+        for rtype, prop in _LOCAL_PATH_PROPS:
+            if resource.get("Type") == rtype and isinstance(resource.get("Properties"), dict):
+                swap(resource["Properties"], prop)
+    return local
+
+
+def _restore_local_paths(template: dict[str, Any], local: dict[str, str]) -> None:
+    for resource in (template.get("Resources") or {}).values():
+        for rtype, prop, bucket_key, object_key in _TRANSLATED_LOCATIONS:
+            if resource.get("Type") != rtype:
+                continue
+            location = (resource.get("Properties") or {}).get(prop)
+            if isinstance(location, dict) and location.get(bucket_key) == PLACEHOLDER_BUCKET:
+                resource["Properties"][prop] = local[location[object_key]]
+
+
+def _cause_to_error(cause: ExceptionWithMessage) -> DeployError:
+    logical_id = getattr(cause, "_logical_id", None)
+    where = ",".join(logical_id) if isinstance(logical_id, list) else logical_id
+    return DeployError(where, f"SAM transform: {cause.message}")
+
+
+def apply_transforms(
+    template: dict[str, Any], *, base_dir: Path, region: str, parameter_values: dict[str, Any]
+) -> dict[str, Any]:
+    """Return the CloudFormation template for ``template`` (a deep copy; input untouched)."""
+    transforms = transforms_of(template)
+    unsupported = [t for t in transforms if t != SAM_TRANSFORM and t not in _NATIVE_TRANSFORMS]
+    if unsupported:
+        raise DeployError("Transform", f"transforms {unsupported} are not supported by the local cloud")
+    template = copy.deepcopy(template)
+    if SAM_TRANSFORM not in transforms:
+        return template
+    local = _swap_local_paths(template, base_dir)
+    # Metrics go nowhere (the translator would otherwise warn that they were never published).
+    metrics = Metrics("ServerlessTransform", DummyMetricsPublisher())
+    translator = Translator(
+        None, Parser(), boto_session=boto3.session.Session(region_name=region), metrics=metrics
+    )
+    try:
+        translated = translator.translate(
+            template,
+            parameter_values=dict(parameter_values),
+            passthrough_metadata=True,
+            get_managed_policy_map=lambda: get_bundled_managed_policy_map("aws") or {},
+        )
+    except InvalidDocumentException as exc:
+        errors = [_cause_to_error(c) for c in exc.causes]
+        if len(errors) == 1:
+            raise errors[0] from exc
+        raise DeployError(None, "; ".join(str(e) for e in errors)) from exc
+    except ExceptionWithMessage as exc:
+        raise _cause_to_error(exc) from exc
+    finally:
+        metrics.publish()
+    translated["Transform"] = [t for t in transforms if t != SAM_TRANSFORM] or None
+    if translated["Transform"] is None:
+        del translated["Transform"]
+    _restore_local_paths(translated, local)
+    return translated

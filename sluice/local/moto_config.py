@@ -1,0 +1,75 @@
+"""How the local cloud configures moto 5.2.5 (process-wide: moto's backends are globals).
+
+- Step Functions runs state machines (`execute_state_machine`); its service tasks call
+  `http://localhost:$MOTO_PORT`, so MOTO_PORT is set to the endpoint's real port before any
+  execution can start.
+- moto's own Batch and Lambda would need Docker; they are never reached (the endpoint routes
+  `batch` and `lambda` elsewhere) but are told not to use it anyway.
+- The corrections in sluice.local.stepfunctions / s3 / sns are installed with the callbacks of
+  the running local cloud, and removed again by `unconfigure`.
+- moto's state-machine interpreter logs every task failure, caught or not, at ERROR with the
+  whole state's repr; those reach users through the execution's status, error and history, so
+  its logger is quieted while the local cloud runs.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from moto.core.config import default_user_config
+from moto.moto_api._internal.models import moto_api_backend
+
+from sluice.local import s3, sns, stepfunctions
+from sluice.local.sns import Outbox
+
+EventEmitter = stepfunctions.EventEmitter
+_INTERPRETER_LOG = logging.getLogger("moto.stepfunctions.parser")
+
+
+@dataclass(frozen=True)
+class SavedSettings:
+    """What `configure` changed, for `unconfigure` to put back."""
+
+    moto_port: str | None
+    log_level: int
+    config: dict[str, Any]
+
+
+def configure(
+    port: int, *, emit: EventEmitter, hold: stepfunctions.PendingHold, outbox: Outbox
+) -> SavedSettings:
+    """Configure moto for an endpoint on `port`, starting from empty backends."""
+    moto_api_backend.reset()  # a new cloud holds nothing from earlier moto users in this process
+    saved = SavedSettings(
+        moto_port=os.environ.get("MOTO_PORT"),
+        log_level=_INTERPRETER_LOG.level,
+        config={
+            name: dict(default_user_config.get(name, {})) for name in ("stepfunctions", "batch", "lambda")
+        },
+    )
+    os.environ["MOTO_PORT"] = str(port)
+    default_user_config["stepfunctions"] = {"execute_state_machine": True}
+    default_user_config["batch"] = {"use_docker": False}
+    default_user_config["lambda"] = {"use_docker": False}
+    _INTERPRETER_LOG.setLevel(logging.CRITICAL)
+    stepfunctions.install(emit, hold)
+    s3.install(emit)
+    sns.install(outbox)
+    return saved
+
+
+def unconfigure(saved: SavedSettings) -> None:
+    """Undo `configure`: remove the corrections and forget every resource moto holds."""
+    stepfunctions.uninstall()
+    s3.uninstall()
+    sns.uninstall()
+    moto_api_backend.reset()
+    _INTERPRETER_LOG.setLevel(saved.log_level)
+    default_user_config.update(saved.config)  # type: ignore[typeddict-item]
+    if saved.moto_port is None:
+        os.environ.pop("MOTO_PORT", None)
+    else:
+        os.environ["MOTO_PORT"] = saved.moto_port

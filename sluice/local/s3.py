@@ -1,0 +1,310 @@
+"""S3 corrections for the local cloud: EventBridge events and bucket-policy conditions.
+
+1. S3 -> EventBridge events, replacing moto 5.2.5's.
+
+With EventBridge enabled on a bucket, S3 sends `Object Created` for PutObject, POST Object,
+CopyObject and CompleteMultipartUpload, and `Object Deleted` for deletes
+(https://docs.aws.amazon.com/AmazonS3/latest/userguide/EventBridge.html; detail fields:
+https://docs.aws.amazon.com/AmazonS3/latest/userguide/ev-events.html). moto 5.2.5 sends them
+synchronously to every bus's rules, where an SNS/Lambda/Step Functions target raises and the
+rest is silently skipped, with `eTag` for `etag`, a constant sequencer and a constant
+request id. Here moto's hook emits the AWS-shaped event through the local EventBridge
+delivery instead (default bus, asynchronous), with the request id the client saw.
+
+Choices where AWS documents nothing:
+- `detail.object.key` is the key as stored, NOT URL-encoded. S3 notification *records*
+  URL-encode keys ("red flower.jpg" -> "red+flower.jpg"), but for EventBridge the encoding is
+  not documented; the plain key is what a consumer can use directly.
+- `sequencer` is 16 hex digits, strictly increasing within the process (AWS promises only
+  that later events for the same key have larger sequencers).
+- `requester` is the bucket owner's account (the local cloud has one account).
+Other S3 EventBridge event types (restore, tagging, ACL, lifecycle) are not emitted.
+
+2. Bucket-policy conditions. moto evaluates a bucket policy's statements for object requests
+but ignores condition operators it does not know (everything but StringEquals) and treats a
+condition key missing from the request as satisfied, so the usual TLS-only statement
+(`Deny s3:* when Bool aws:SecureTransport false`) denies every request. Here conditions are
+evaluated as IAM does (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_condition_operators.html):
+a key absent from the request context fails the condition (unless the operator is
+negated, ends in IfExists, or is Null). The request context has one key: `aws:SecureTransport` is "true",
+because the endpoint is loopback-only and stands in for AWS's TLS endpoints (the same
+calls use HTTPS on AWS). Operators other than Bool, String*, Null and Numeric* make the
+statement not apply.
+
+3. PutBucketLogging: moto's check for the log-delivery grant in the target bucket's policy
+crashes (HTTP 500) on any statement whose Principal is the string "*", such as the TLS-only
+statement above. Such statements cannot grant the logging service anything, so they are
+left out of that check.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import fnmatch
+import json
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from types import SimpleNamespace
+from typing import Any
+
+from moto.iam.access_control import IAMPolicyStatement, PermissionResult
+from moto.s3 import notifications as moto_s3_notifications
+from moto.s3.models import FakeBucket
+
+from sluice.local.events import iso_time
+from sluice.local.server import StartResponse, WSGIApp, WSGIEnviron
+
+log = logging.getLogger(__name__)
+
+# (entry, region, account_id) -> None, as sluice.local.stepfunctions.EventEmitter.
+EventEmitter = Callable[[dict[str, Any], str, str], None]
+
+_REASONS = {
+    "s3:ObjectCreated:Put": ("Object Created", "PutObject"),
+    "s3:ObjectCreated:Post": ("Object Created", "POST Object"),
+    "s3:ObjectCreated:Copy": ("Object Created", "CopyObject"),
+    "s3:ObjectCreated:CompleteMultipartUpload": ("Object Created", "CompleteMultipartUpload"),
+    "s3:ObjectRemoved:Delete": ("Object Deleted", "DeleteObject"),
+    "s3:ObjectRemoved:DeleteMarkerCreated": ("Object Deleted", "DeleteObject"),
+}
+_DELETION_TYPES = {
+    "s3:ObjectRemoved:Delete": "Permanently Deleted",
+    "s3:ObjectRemoved:DeleteMarkerCreated": "Delete Marker Created",
+}
+
+
+@dataclass(frozen=True)
+class RequestInfo:
+    request_id: str
+    source_ip: str
+
+
+_current_request: contextvars.ContextVar[RequestInfo | None] = contextvars.ContextVar(
+    "sluice_s3_request", default=None
+)
+
+
+class S3RequestContext:
+    """WSGI hook in front of moto for `s3`: gives each request the id its event will carry.
+
+    moto handles a request synchronously in the serving thread, so the id is visible to the
+    notification hook through a context variable. The same id is returned to the client as
+    `x-amz-request-id`.
+    """
+
+    def __init__(self, moto_app: WSGIApp) -> None:
+        self.moto_app = moto_app
+
+    def __call__(self, environ: WSGIEnviron, start_response: StartResponse) -> Iterable[bytes]:
+        info = RequestInfo(uuid.uuid4().hex[:16].upper(), environ.get("REMOTE_ADDR") or "127.0.0.1")
+        token = _current_request.set(info)
+
+        def start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            headers = [(k, v) for k, v in headers if k.lower() != "x-amz-request-id"]
+            headers.append(("x-amz-request-id", info.request_id))
+            return start_response(status, headers, exc_info)
+
+        try:
+            return self.moto_app(environ, start)
+        finally:
+            _current_request.reset(token)
+
+
+class _Sequencer:
+    """Strictly increasing 16-hex-digit sequencers."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._last = 0
+
+    def next(self) -> str:
+        with self._lock:
+            self._last = max(self._last + 1, time.time_ns())
+            return f"{self._last:016x}"[-16:]
+
+
+_sequencer = _Sequencer()
+_emit: EventEmitter | None = None
+
+
+def object_event_entry(event_name: str, bucket: Any, key: Any) -> dict[str, Any] | None:
+    """The PutEvents entry S3 sends for a moto notification event, or None if not emitted."""
+    event_name = str(getattr(event_name, "value", event_name))
+    kind = _REASONS.get(event_name)
+    if kind is None:
+        return None
+    if event_name == "s3:ObjectCreated:Put" and getattr(key, "multipart", None) is not None:
+        # moto's CompleteMultipartUpload stores the object through put_object (which notifies
+        # `Put`) and then notifies `CompleteMultipartUpload`; S3 sends only the latter.
+        return None
+    detail_type, reason = kind
+    request = _current_request.get() or RequestInfo(uuid.uuid4().hex[:16].upper(), "127.0.0.1")
+    obj: dict[str, Any] = {"key": key.name}
+    if detail_type == "Object Created":
+        obj["size"] = key.size
+        obj["etag"] = key.etag.strip('"')
+    if bucket.is_versioned and key.version_id != "null":
+        obj["version-id"] = key.version_id
+    obj["sequencer"] = _sequencer.next()
+    detail: dict[str, Any] = {
+        "version": "0",
+        "bucket": {"name": bucket.name},
+        "object": obj,
+        "request-id": request.request_id,
+        "requester": bucket.account_id,
+        "source-ip-address": request.source_ip,
+        "reason": reason,
+    }
+    if event_name in _DELETION_TYPES:
+        detail["deletion-type"] = _DELETION_TYPES[event_name]
+    return {
+        "Source": "aws.s3",
+        "DetailType": detail_type,
+        "Detail": json.dumps(detail),
+        "Resources": [f"arn:aws:s3:::{bucket.name}"],
+        "Time": iso_time(key.last_modified) if detail_type == "Object Created" else None,
+    }
+
+
+def _send_event_bridge_message(account_id: str, bucket: Any, event_name: str, key: Any) -> None:
+    # Replaces moto.s3.notifications._send_event_bridge_message; moto only calls it when the
+    # bucket's notification configuration has EventBridgeConfiguration.
+    if _emit is None:
+        return
+    try:
+        entry = object_event_entry(event_name, bucket, key)
+        if entry is not None:
+            _emit(entry, bucket.region_name, account_id)
+    except Exception:  # S3 sends events asynchronously: the request itself must not fail
+        log.exception("emitting S3 %s event for s3://%s/%s failed", event_name, bucket.name, key.name)
+
+
+# -- 2. bucket-policy conditions ------------------------------------------------------------
+
+REQUEST_CONTEXT = {"aws:securetransport": "true"}  # condition keys are case-insensitive
+
+
+def _compare(operator: str, expected: str, actual: str) -> bool:
+    if operator in ("StringEquals", "ArnEquals"):
+        return actual == expected
+    if operator in ("Bool", "StringEqualsIgnoreCase"):
+        return actual.lower() == expected.lower()
+    if operator in ("StringLike", "ArnLike"):
+        return fnmatch.fnmatchcase(actual, expected)
+    if operator.startswith("Numeric"):
+        a, e = float(actual), float(expected)
+        return {
+            "NumericEquals": a == e,
+            "NumericLessThan": a < e,
+            "NumericLessThanEquals": a <= e,
+            "NumericGreaterThan": a > e,
+            "NumericGreaterThanEquals": a >= e,
+        }[operator]
+    raise KeyError(operator)
+
+
+def condition_holds(condition: dict[str, dict[str, Any]], context: dict[str, str]) -> bool:
+    """Whether an IAM Condition block is satisfied by a request context."""
+    for raw_operator, keys in condition.items():
+        operator = raw_operator.removesuffix("IfExists")
+        negated = operator in ("StringNotEquals", "StringNotLike", "StringNotEqualsIgnoreCase", "ArnNotLike")
+        if negated:
+            operator = operator.replace("Not", "")
+        for key, expected_values in keys.items():
+            expected = [str(v).lower() if isinstance(v, bool) else str(v) for v in _as_list(expected_values)]
+            actual = context.get(key.lower())
+            if operator == "Null":
+                if (actual is None) != (expected[0].lower() == "true"):
+                    return False
+                continue
+            if actual is None:
+                # Missing keys fail a condition, except for ...IfExists and negated operators.
+                if raw_operator.endswith("IfExists") or negated:
+                    continue
+                return False
+            try:
+                matched = any(_compare(operator, value, actual) for value in expected)
+            except (KeyError, ValueError):
+                log.debug("condition operator %s is not evaluated locally; statement ignored", raw_operator)
+                return False
+            if matched == negated:
+                return False
+    return True
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def _get_permission(self: Any, action: str, resource: str) -> PermissionResult:
+    """Replaces moto's FakeBucket.get_permission: explicit Deny wins, then any Allow."""
+    if self.policy is None:
+        return PermissionResult.NEUTRAL
+    permitted = False
+    for statement in _as_list(json.loads(self.policy)["Statement"]):
+        if not condition_holds(statement.get("Condition") or {}, REQUEST_CONTEXT):
+            continue  # the statement does not apply to this request
+        unconditional = {k: v for k, v in statement.items() if k != "Condition"}
+        result = IAMPolicyStatement(unconditional).is_action_permitted(action, resource)
+        if result == PermissionResult.DENIED:
+            return result
+        permitted = permitted or result == PermissionResult.PERMITTED
+    return PermissionResult.PERMITTED if permitted else PermissionResult.NEUTRAL
+
+
+# -- 3. PutBucketLogging with string principals -----------------------------------------------
+
+_moto_log_permissions = FakeBucket._log_permissions_enabled_policy
+
+
+def _log_permissions_enabled_policy(target_bucket: Any, target_prefix: str | None) -> bool:
+    """Replaces moto's static method: only statements with a Principal object can grant."""
+    if target_bucket.policy:
+        policy = json.loads(target_bucket.policy)
+        statements = [s for s in _as_list(policy["Statement"]) if isinstance(s.get("Principal", {}), dict)]
+        target_bucket = SimpleNamespace(
+            policy=json.dumps(policy | {"Statement": statements}).encode(),
+            partition=target_bucket.partition,
+            name=target_bucket.name,
+        )
+    return bool(_moto_log_permissions(target_bucket, target_prefix))
+
+
+# -- install ---------------------------------------------------------------------------------
+
+_moto_send = moto_s3_notifications._send_event_bridge_message
+_moto_get_permission = FakeBucket.get_permission
+
+
+def install(emit: EventEmitter | None) -> None:
+    """Route S3's EventBridge notifications to `emit`; evaluate bucket-policy conditions."""
+    global _emit
+    _emit = emit
+    moto_s3_notifications._send_event_bridge_message = _send_event_bridge_message
+    FakeBucket.get_permission = _get_permission  # type: ignore[method-assign]
+    FakeBucket._log_permissions_enabled_policy = staticmethod(_log_permissions_enabled_policy)  # type: ignore[method-assign]
+
+
+def uninstall() -> None:
+    global _emit
+    _emit = None
+    moto_s3_notifications._send_event_bridge_message = _moto_send
+    FakeBucket.get_permission = _moto_get_permission  # type: ignore[method-assign]
+    FakeBucket._log_permissions_enabled_policy = staticmethod(_moto_log_permissions)  # type: ignore[method-assign]
+
+
+@contextlib.contextmanager
+def suspended() -> Iterator[None]:
+    """moto as shipped, for the duration (tests use it to check the gap still exists)."""
+    emit, installed = _emit, FakeBucket.get_permission is _get_permission
+    uninstall()
+    try:
+        yield
+    finally:
+        if installed:
+            install(emit)

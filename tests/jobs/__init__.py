@@ -1,0 +1,1 @@
+"""Tests of the job containers (containers/): real job processes against a moto S3."""
