@@ -103,7 +103,8 @@ def print_result_table(csv_path: Path) -> None:
         table.add_column(column)
     for row in rows[1 : RESULT_PREVIEW_ROWS + 1]:
         table.add_row(*[_short(value) for value in row])
-    Console().print(table)
+    # Wide enough for the metric columns even when stdout is not a terminal (rich assumes 80).
+    Console(width=max(Console().width, 140)).print(table)
 
 
 def _short(value: str) -> str:
@@ -111,7 +112,7 @@ def _short(value: str) -> str:
         number = float(value)
     except ValueError:
         return value
-    return value if number.is_integer() and "." not in value else f"{number:,.4f}"
+    return value if number.is_integer() and "." not in value else f"{number:,.2f}"
 
 
 def run_file(

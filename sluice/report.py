@@ -87,7 +87,7 @@ def timeline_svg(timeline: Timeline) -> str:
     height = ROW_HEIGHT * max(len(timeline.rows), 1) + 30
     scale = CHART_WIDTH / timeline.span_s
     parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{LABEL_WIDTH + CHART_WIDTH + 20}" height="{height}" '
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{LABEL_WIDTH + CHART_WIDTH + 50}" height="{height}" '
         f'role="img" aria-label="Run timeline" class="timeline">'
     ]
     for index, label in enumerate(timeline.rows):
@@ -159,7 +159,7 @@ pre{{background:#f6f8fa;padding:8px;overflow-x:auto;max-height:320px}}
 <tr><th>started / stopped</th><td>{_when(run.started_at)} / {_when(run.stopped_at)}</td></tr>
 <tr><th>wall time</th><td>{_esc(f"{_seconds(run.started_at, run.stopped_at):.2f} s" if run.stopped_at else "running")}</td></tr>
 <tr><th>output</th><td>{_esc(json.dumps(output.get("output", "-")))}</td></tr>
-<tr><th>error</th><td>{_esc(run.error or "-")}: {_esc((run.cause or "")[:500])}</td></tr>
+<tr><th>error</th><td>{_esc(f"{run.error}: {(run.cause or '')[:500]}" if run.error else "-")}</td></tr>
 </table>
 <h2>Timeline</h2>
 <p>{legend}</p>
@@ -198,7 +198,7 @@ def _failure_html(job: JobRecord, logs: dict[str, list[str]]) -> str:
 
 def render_png(timeline: Timeline, path: Path) -> None:
     height = ROW_HEIGHT * max(len(timeline.rows), 1) + 30
-    image = Image.new("RGB", (LABEL_WIDTH + CHART_WIDTH + 20, height), "white")
+    image = Image.new("RGB", (LABEL_WIDTH + CHART_WIDTH + 50, height), "white")
     draw = ImageDraw.Draw(image)
     scale = CHART_WIDTH / timeline.span_s
     for index, label in enumerate(timeline.rows):

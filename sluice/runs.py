@@ -164,11 +164,12 @@ def describe_jobs(batch: Any, job_ids: list[str]) -> list[dict[str, Any]]:
     return found
 
 
-def array_children(batch: Any, parent_id: str) -> list[str]:
-    ids: list[str] = []
-    for page in batch.get_paginator("list_jobs").paginate(arrayJobId=parent_id):
-        ids.extend(summary["jobId"] for summary in page["jobSummaryList"])
-    return sorted(ids, key=lambda job_id: int(job_id.rsplit(":", 1)[1]))
+def array_children(parent_id: str, size: int) -> list[str]:
+    """Child job ids are `<parent id>:<index>` (https://docs.aws.amazon.com/batch/latest/userguide/array_jobs.html).
+
+    Derived rather than listed: ListJobs without a status returns only RUNNING jobs.
+    """
+    return [f"{parent_id}:{index}" for index in range(size)]
 
 
 def load_run(sfn: Any, batch: Any, execution_arn: str, *, with_children: bool = True) -> RunRecord:
@@ -192,8 +193,7 @@ def load_run(sfn: Any, batch: Any, execution_arn: str, *, with_children: bool = 
             continue
         job = job_record(stage, described[job_id])
         if with_children and job.array_size:
-            job.children = [
-                job_record(stage, child) for child in describe_jobs(batch, array_children(batch, job_id))
-            ]
+            children = describe_jobs(batch, array_children(job_id, job.array_size))
+            job.children = [job_record(stage, child) for child in children]
         record.jobs.append(job)
     return record

@@ -232,7 +232,7 @@ class _Counting:
 
 
 def generate(
-    path: str,
+    path: str | os.PathLike[str],
     rows: int | None = None,
     seed: int = 0,
     fmt: str | None = None,
@@ -246,6 +246,7 @@ def generate(
     """
     if (rows is None) == (size_bytes is None):
         raise ValueError("give exactly one of rows or size_bytes")
+    path = os.fspath(path)
     name_fmt, name_gzip = detect_format(path)
     fmt = fmt or name_fmt
     gzipped = name_gzip if gzip is None else gzip

@@ -117,12 +117,14 @@ def watch(
 def _summary_suffix(state: StageState) -> str:
     if not state.array_size:
         return ""
+    size = state.array_size
     done = state.summary.get("SUCCEEDED", 0)
     failed = state.summary.get("FAILED", 0)
-    # Plain output prints a line per change: report progress in tenths so a 10,000-child array
-    # does not print 10,000 lines.
-    tenth = (done * 10) // state.array_size
-    return f" [{tenth * 10}%+ of {state.array_size} succeeded, {failed} failed]"
+    # Plain output prints a line per change: past 100 children report progress in tenths, so a
+    # 10,000-child array prints a dozen lines, not 10,000.
+    if size > 100:
+        done = (done * 10 // size) * size // 10
+    return f" [{done}/{size} succeeded, {failed} failed]"
 
 
 def _watch_live(

@@ -347,6 +347,16 @@ def _propagated_error_name(error_name: str | None) -> ErrorName:
     return CustomErrorName(error_name=error_name)
 
 
+# -- 6. the status of an execution moto has registered but not yet started -----------------
+
+
+def _execution_status(self: Any) -> str:
+    """moto lists an execution before `start()` sets its status, so a concurrent ListExecutions
+    or DescribeExecution fails with AttributeError (HTTP 500). On AWS an execution is RUNNING
+    from the moment StartExecution answers."""
+    return self.exec_status.value if self.exec_status is not None else "RUNNING"
+
+
 # -- install / uninstall ------------------------------------------------------------------
 
 # (class or module, attribute, replacement); modules call `CustomErrorName(...)` by name.
@@ -355,6 +365,7 @@ _PATCHES: list[tuple[Any, str, Callable[..., Any]]] = [
     (StateTaskService, "_normalise_response", _normalise_response),
     (StateTaskServiceBatch, "_build_sync_resolver", _build_sync_resolver),
     (Execution, "start", _execution_start),
+    (Execution, "status", property(_execution_status)),
     (WorkerCommunication, "terminated", _execution_terminated),
     (branches_decl, "CustomErrorName", _propagated_error_name),
     (iteration_worker, "CustomErrorName", _propagated_error_name),

@@ -130,3 +130,14 @@ def assert_report_renders_in_chromium(report: Path, bars: int) -> None:
     ]
     assert console_errors == []
     assert result.stdout.count('class="attempt ') == bars
+
+
+@pytest.mark.timeout(300)
+def test_demo_runs_the_whole_pipeline_with_an_array(tmp_path: Path) -> None:
+    out = tmp_path / "demo"
+    result = sluice("demo", "--rows", "300000", "--out", str(out))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "execution SUCCEEDED" in result.stdout
+    assert re.search(r"transform\s+SUCCEEDED \[(\d+)/\1 succeeded, 0 failed\]", result.stdout), result.stdout
+    assert (out / "output" / "_SUCCESS").is_file()
+    assert (out / "report.html").is_file() and (out / "timeline.png").is_file()

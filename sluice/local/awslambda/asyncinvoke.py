@@ -82,6 +82,16 @@ class AsyncInvoker:
         )
         self._thread.start()
 
+    @property
+    def retry_delays(self) -> tuple[float, ...]:
+        return self._delays
+
+    @retry_delays.setter
+    def retry_delays(self, delays: tuple[float, ...]) -> None:
+        """Delays before the first, second, ... retry; retries already scheduled keep theirs."""
+        with self._cond:
+            self._delays = tuple(delays) or (60.0, 120.0)
+
     def submit(self, event: AsyncEvent, delay: float = 0.0) -> None:
         with self._cond:
             if self._stopped:

@@ -68,7 +68,7 @@ class LambdaRuntime:
         self.code_dir = (
             Path(code_dir) if code_dir is not None else Path(tempfile.mkdtemp(prefix="sluice-lambda-"))
         )
-        self.async_retry_delays = tuple(async_retry_delays)
+        self._async_retry_delays = tuple(async_retry_delays)
         # AWS scales to 1,000 concurrent environments; a laptop cannot. Beyond this many
         # busy workers per function, invocations wait for a free one instead.
         self.max_concurrency_per_function = max_concurrency_per_function or max(4, os.cpu_count() or 1)
@@ -93,7 +93,7 @@ class LambdaRuntime:
                 attempt=self._async_attempt,
                 on_success=self._async_success,
                 on_failure=self._async_failure,
-                retry_delays=self.async_retry_delays,
+                retry_delays=self._async_retry_delays,
             )
 
     def stop(self) -> None:
@@ -113,6 +113,18 @@ class LambdaRuntime:
 
     def wsgi_app(self, environ: dict[str, Any], start_response: Any) -> Any:
         return self._service(environ, start_response)
+
+    @property
+    def async_retry_delays(self) -> tuple[float, ...]:
+        """Seconds before each retry of a failed asynchronous invocation (AWS: 60 s, then 120 s)."""
+        return self._async_retry_delays
+
+    @async_retry_delays.setter
+    def async_retry_delays(self, delays: tuple[float, ...]) -> None:
+        """Change the retry delays while running (tests shorten them); scheduled retries keep theirs."""
+        self._async_retry_delays = tuple(delays)
+        if self._async is not None:
+            self._async.retry_delays = self._async_retry_delays
 
     def client(self, service: str) -> Any:
         with self._client_lock:

@@ -62,6 +62,8 @@ class BatchEngine:
       environment's ``maxvCpus``.
     - ``timeout_scale``: multiplies attempt timeouts and the 30 s stop grace. 1.0 is AWS's
       behaviour; tests use a small value so a 60 s timeout (the API minimum) passes quickly.
+      Settable while the engine runs (``engine.timeout_scale = ...``); it applies to attempts
+      that start running afterwards.
     - ``reclaim_seed``: seeds the random choices of Spot reclaim injection.
     """
 
@@ -136,6 +138,17 @@ class BatchEngine:
         self._timers.close()
         self._events.close()
         self._sink.shutdown()
+
+    @property
+    def timeout_scale(self) -> float:
+        return self._timeout_scale
+
+    @timeout_scale.setter
+    def timeout_scale(self, value: float) -> None:
+        if value <= 0:
+            raise ValueError("timeout_scale must be positive")
+        with self.lock:
+            self._timeout_scale = value
 
     def flush(self, timeout: float = 10.0) -> bool:
         """Wait until published events were delivered and job output was shipped."""
