@@ -61,6 +61,16 @@ def fraction(value: str) -> float:
     return number
 
 
+def add_reclaim_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--spot-reclaim",
+        type=fraction,
+        default=os.environ.get("SLUICE_SPOT_RECLAIM", "0"),  # argparse applies `type` to string defaults
+        metavar="FRACTION",
+        help="reclaim this share of job attempts the way Spot does (default $SLUICE_SPOT_RECLAIM or 0)",
+    )
+
+
 def add_target_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--endpoint-url", help="AWS endpoint (the local cloud's); default $AWS_ENDPOINT_URL or AWS"
@@ -89,17 +99,12 @@ def build_parser() -> argparse.ArgumentParser:
         "up", help="start the local cloud in the foreground and deploy template.yaml"
     )
     up.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: a free one)")
+    add_reclaim_argument(up)
     run = local_commands.add_parser("run", help="one shot: start, deploy, upload FILE, wait, download, stop")
     run.add_argument("file", type=existing_file, metavar="FILE")
     run.add_argument("--options", help="aggregation options as JSON or @file.json")
     run.add_argument("--out", type=Path, help="output directory (default ./sluice-out/<run-id>/)")
-    run.add_argument(
-        "--spot-reclaim",
-        type=fraction,
-        default=0.0,
-        metavar="FRACTION",
-        help="reclaim this share of job attempts the way Spot does (default 0)",
-    )
+    add_reclaim_argument(run)
 
     drop = commands.add_parser("drop", help="upload FILE to the input bucket (the trigger starts a run)")
     drop.add_argument("file", type=existing_file, metavar="FILE")

@@ -44,7 +44,7 @@ def cmd_local(args: argparse.Namespace) -> int:
     from sluice.localrun import local_run, local_up
 
     if args.local_command == "up":
-        return local_up(port=args.port)
+        return local_up(port=args.port, spot_reclaim=args.spot_reclaim)
     return local_run(
         args.file, options=parse_options(args.options), out_dir=args.out, spot_reclaim=args.spot_reclaim
     )

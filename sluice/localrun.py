@@ -177,13 +177,13 @@ def run_demo(rows: int, out_dir: Path | None) -> int:
             return run_file(cloud, outputs, data, DEMO_OPTIONS, out_dir)
 
 
-def local_up(port: int = 0) -> int:
+def local_up(port: int = 0, spot_reclaim: float = 0.0) -> int:
     """Serve until Ctrl-C; print the endpoint only once it answers requests."""
     state = Path(".sluice/local")
     state.mkdir(parents=True, exist_ok=True)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    with new_cloud(port=port, state_dir=state) as cloud:
+    with new_cloud(port=port, spot_reclaim=spot_reclaim, state_dir=state) as cloud:
         outputs = start_and_deploy(cloud)
         print(f"Sluice local cloud ready at {cloud.endpoint_url}")
         print(
