@@ -81,7 +81,7 @@ def test_retries_only_transient_errors_with_jitter_and_catches_into_one_failure(
             assert "States.TaskFailed" not in retrier["ErrorEquals"], name
             assert retrier["JitterStrategy"] == "FULL", name
         [catcher] = state["Catch"]
-        assert catcher == {"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "PipelineFailed"}
+        assert catcher == {"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "DescribeFailure"}
 
 
 def test_jobs_get_the_documented_environment(definition: dict[str, Any]) -> None:
