@@ -148,6 +148,14 @@ class _KeepAliveHandler(MotoRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         log.debug("%s " + format, self.address_string(), *args)
 
+    def log_error(self, format: str, *args: Any) -> None:
+        # The only socket timeout is the idle one (handle_one_request): a kept-alive connection
+        # nobody used for a while is closed, which is routine, not an error worth printing.
+        if format.startswith("Request timed out"):
+            self.log_message(format, *args)
+            return
+        super().log_error(format, *args)
+
     def run_wsgi(self) -> None:
         # `Expect: 100-continue` was answered by BaseHTTPRequestHandler.parse_request already.
         environ = self.make_environ()

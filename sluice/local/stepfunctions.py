@@ -26,6 +26,13 @@
    prefix, so re-raising e.g. States.TaskFailed from a `.sync` job fails with States.Runtime
    instead. Here the original error name is kept
    (https://docs.aws.amazon.com/step-functions/latest/dg/concepts-error-handling.html).
+6. StopExecution's `error` and `cause`: moto's handler drops them (it stops the execution with
+   empty strings) and never copies a stop's error and cause onto the execution, so
+   DescribeExecution and the ABORTED status change event say nothing about why the run was
+   stopped. AWS records them (API_StopExecution, API_ExecutionAbortedEventDetails) and
+   DescribeExecution returns them; here both are kept.
+7. An execution moto has registered but not yet started has no status, so a ListExecutions or
+   DescribeExecution racing StartExecution answers HTTP 500; it reads as RUNNING, as on AWS.
 
 `install(emit, hold)` applies all of it to moto's classes (process-wide, like moto's
 backends); `uninstall()` restores moto's own methods; `suspended()` is moto as shipped for a
@@ -48,6 +55,7 @@ from typing import Any
 import botocore.session
 from botocore import xform_name
 from botocore.exceptions import UnknownServiceError
+from moto.core.responses import ActionResult
 from moto.stepfunctions.parser.asl.component.common.error_name.custom_error_name import CustomErrorName
 from moto.stepfunctions.parser.asl.component.common.error_name.error_name import ErrorName
 from moto.stepfunctions.parser.asl.component.common.error_name.failure_event import FailureEventException
@@ -61,11 +69,13 @@ from moto.stepfunctions.parser.asl.component.state.exec.state_task.service impor
     state_task_service_batch as batch_module,
 )
 from moto.stepfunctions.parser.asl.component.state.fail import state_fail
+from moto.stepfunctions.parser.asl.eval.program_state import ProgramStopped
 from moto.stepfunctions.parser.asl.utils.boto_client import boto_client_for
 from moto.stepfunctions.parser.asl.utils.encoding import to_json_str
 from moto.stepfunctions.parser.backend import execution as execution_module
 from moto.stepfunctions.parser.models import stepfunctions_parser_backends
 from moto.stepfunctions.parser.utils import TMP_THREADS
+from moto.stepfunctions.responses import StepFunctionResponse
 
 from sluice.local.events import iso_time
 
@@ -311,8 +321,29 @@ def _execution_terminated(self: Any) -> None:
     with _hold():
         _MOTO[(WorkerCommunication, "terminated")](self)  # moto records status, stop date, output, error
         execution = self.execution
+        _keep_stop_reason(execution)
         _emit_status(execution, execution.exec_status.value)
         _terminate_jobs_of(execution)
+
+
+# -- 6. StopExecution's error and cause ----------------------------------------------------
+
+
+def _stop_execution(self: Any) -> Any:
+    """StopExecution handler passing the caller's `error` and `cause` on (moto's passes "")."""
+    execution = self.stepfunction_backend.describe_execution(self._get_param("executionArn"))
+    stop_date = dt.datetime.now(dt.UTC)
+    execution.stop(stop_date=stop_date, error=self._get_param("error"), cause=self._get_param("cause"))
+    return ActionResult({"stopDate": execution.stop_date or stop_date})
+
+
+def _keep_stop_reason(execution: Any) -> None:
+    """Copy a stop's error and cause onto the ABORTED execution (absent when none were given)."""
+    worker = getattr(execution, "exec_worker", None)
+    state = worker.env.program_state() if worker is not None and worker.env is not None else None
+    if isinstance(state, ProgramStopped):
+        execution.error = state.error or None
+        execution.cause = state.cause or None
 
 
 def stop_running_executions(timeout: float) -> int:
@@ -347,7 +378,7 @@ def _propagated_error_name(error_name: str | None) -> ErrorName:
     return CustomErrorName(error_name=error_name)
 
 
-# -- 6. the status of an execution moto has registered but not yet started -----------------
+# -- 7. the status of an execution moto has registered but not yet started -----------------
 
 
 def _execution_status(self: Any) -> str:
@@ -370,6 +401,7 @@ _PATCHES: list[tuple[Any, str, Callable[..., Any]]] = [
     (branches_decl, "CustomErrorName", _propagated_error_name),
     (iteration_worker, "CustomErrorName", _propagated_error_name),
     (state_fail, "CustomErrorName", _propagated_error_name),
+    (StepFunctionResponse, "stop_execution", _stop_execution),
 ]
 _MOTO: dict[tuple[Any, str], Any] = {(target, name): getattr(target, name) for target, name, _ in _PATCHES}
 

@@ -380,3 +380,29 @@ def test_execution_registered_but_not_started_reads_as_running() -> None:
         assert Execution.status.fget(fresh) == "RUNNING"
     finally:
         stepfunctions.uninstall()
+
+
+WAIT_FOREVER = {"Hold": {"Type": "Wait", "Seconds": 3600, "End": True}}
+
+
+@pytest.mark.timeout(30)
+def test_stop_execution_keeps_error_and_cause(local: Local) -> None:
+    # https://docs.aws.amazon.com/step-functions/latest/apireference/API_StopExecution.html
+    sfn = local.client("stepfunctions")
+    execution = start(local, create_machine(local, WAIT_FOREVER, "Hold", name="stoppable"))
+    sfn.stop_execution(executionArn=execution, error="Ops.Stopped", cause="maintenance window")
+    described = finished(local, execution)
+    assert described["status"] == "ABORTED"
+    assert (described.get("error"), described.get("cause")) == ("Ops.Stopped", "maintenance window")
+
+
+@pytest.mark.timeout(30)
+def test_moto_still_drops_the_stop_reason_without_the_fix(local: Local) -> None:
+    """Fails once moto keeps StopExecution's error and cause: then correction 6 can go."""
+    sfn = local.client("stepfunctions")
+    execution = start(local, create_machine(local, WAIT_FOREVER, "Hold", name="stoppable-moto"))
+    with stepfunctions.suspended():
+        sfn.stop_execution(executionArn=execution, error="Ops.Stopped", cause="maintenance window")
+        described = finished(local, execution)
+    assert described["status"] == "ABORTED"
+    assert not described.get("error") and not described.get("cause")

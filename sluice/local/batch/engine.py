@@ -101,6 +101,7 @@ class BatchEngine:
         self._policy: ReclaimPolicy | None = None
         self.registry = Registry(region, account_id)
         vcpus = max_local_vcpus if max_local_vcpus is not None else float(os.cpu_count() or 1)
+        self._max_local_vcpus = float(vcpus)
         self.scheduler = Scheduler(
             self.registry,
             self._events,
@@ -138,6 +139,11 @@ class BatchEngine:
         self._timers.close()
         self._events.close()
         self._sink.shutdown()
+
+    @property
+    def max_local_vcpus(self) -> float:
+        """vCPUs all running jobs may hold together on this machine (besides each CE's maxvCpus)."""
+        return self._max_local_vcpus
 
     @property
     def timeout_scale(self) -> float:
