@@ -1,7 +1,5 @@
-import sys
-
-from jobkit.runner import run_job
+from jobkit.runner import exit_now, run_job
 
 from aggregate.job import run
 
-sys.exit(run_job("aggregate", run))
+exit_now(run_job("aggregate", run))

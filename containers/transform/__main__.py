@@ -1,7 +1,5 @@
-import sys
-
-from jobkit.runner import run_job
+from jobkit.runner import exit_now, run_job
 
 from transform.job import run
 
-sys.exit(run_job("transform", run))
+exit_now(run_job("transform", run))

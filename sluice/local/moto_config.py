@@ -27,6 +27,7 @@ from sluice.local.sns import Outbox
 
 EventEmitter = stepfunctions.EventEmitter
 _INTERPRETER_LOG = logging.getLogger("moto.stepfunctions.parser")
+KEY_BUFFER = "MOTO_S3_DEFAULT_KEY_BUFFER_SIZE"
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,7 @@ class SavedSettings:
     moto_port: str | None
     log_level: int
     config: dict[str, Any]
+    key_buffer: str | None = None
 
 
 def configure(
@@ -45,12 +47,16 @@ def configure(
     moto_api_backend.reset()  # a new cloud holds nothing from earlier moto users in this process
     saved = SavedSettings(
         moto_port=os.environ.get("MOTO_PORT"),
+        key_buffer=os.environ.get(KEY_BUFFER),
         log_level=_INTERPRETER_LOG.level,
         config={
             name: dict(default_user_config.get(name, {})) for name in ("stepfunctions", "batch", "lambda")
         },
     )
     os.environ["MOTO_PORT"] = str(port)
+    # moto spools every object over ~5 MiB to a temp file and reads it back for the MD5; held in
+    # memory instead, uploads run 10-30% faster (bench/README.md). Objects above 1 GiB still spool.
+    os.environ[KEY_BUFFER] = saved.key_buffer or str(1024**3)
     default_user_config["stepfunctions"] = {"execute_state_machine": True}
     default_user_config["batch"] = {"use_docker": False}
     default_user_config["lambda"] = {"use_docker": False}
@@ -69,7 +75,8 @@ def unconfigure(saved: SavedSettings) -> None:
     moto_api_backend.reset()
     _INTERPRETER_LOG.setLevel(saved.log_level)
     default_user_config.update(saved.config)  # type: ignore[typeddict-item]
-    if saved.moto_port is None:
-        os.environ.pop("MOTO_PORT", None)
-    else:
-        os.environ["MOTO_PORT"] = saved.moto_port
+    for name, value in (("MOTO_PORT", saved.moto_port), (KEY_BUFFER, saved.key_buffer)):
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
