@@ -33,6 +33,8 @@
    DescribeExecution returns them; here both are kept.
 7. An execution moto has registered but not yet started has no status, so a ListExecutions or
    DescribeExecution racing StartExecution answers HTTP 500; it reads as RUNNING, as on AWS.
+8. StopExecution right after StartExecution reaches the worker before its thread has built the
+   program environment and fails (HTTP 500); the stop now waits, briefly, for it to exist.
 
 `install(emit, hold)` applies all of it to moto's classes (process-wide, like moto's
 backends); `uninstall()` restores moto's own methods; `suspended()` is moto as shipped for a
@@ -73,6 +75,7 @@ from moto.stepfunctions.parser.asl.eval.program_state import ProgramStopped
 from moto.stepfunctions.parser.asl.utils.boto_client import boto_client_for
 from moto.stepfunctions.parser.asl.utils.encoding import to_json_str
 from moto.stepfunctions.parser.backend import execution as execution_module
+from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
 from moto.stepfunctions.parser.models import stepfunctions_parser_backends
 from moto.stepfunctions.parser.utils import TMP_THREADS
 from moto.stepfunctions.responses import StepFunctionResponse
@@ -388,6 +391,19 @@ def _execution_status(self: Any) -> str:
     return self.exec_status.value if self.exec_status is not None else "RUNNING"
 
 
+# -- 8. StopExecution racing the worker's start -------------------------------------------
+
+WORKER_START_TIMEOUT = 5.0
+
+
+def _worker_stop(self: Any, stop_date: dt.datetime, error: str | None, cause: str | None) -> None:
+    # The worker thread creates `env` as its first step; there is no event to wait on.
+    deadline = time.monotonic() + WORKER_START_TIMEOUT
+    while self.env is None and time.monotonic() < deadline:
+        time.sleep(0.005)
+    _MOTO[(ExecutionWorker, "stop")](self, stop_date, error, cause)
+
+
 # -- install / uninstall ------------------------------------------------------------------
 
 # (class or module, attribute, replacement); modules call `CustomErrorName(...)` by name.
@@ -402,6 +418,7 @@ _PATCHES: list[tuple[Any, str, Callable[..., Any]]] = [
     (iteration_worker, "CustomErrorName", _propagated_error_name),
     (state_fail, "CustomErrorName", _propagated_error_name),
     (StepFunctionResponse, "stop_execution", _stop_execution),
+    (ExecutionWorker, "stop", _worker_stop),
 ]
 _MOTO: dict[tuple[Any, str], Any] = {(target, name): getattr(target, name) for target, name, _ in _PATCHES}
 

@@ -406,3 +406,31 @@ def test_moto_still_drops_the_stop_reason_without_the_fix(local: Local) -> None:
         described = finished(local, execution)
     assert described["status"] == "ABORTED"
     assert not described.get("error") and not described.get("cause")
+
+
+def test_stop_waits_for_the_worker_environment() -> None:
+    import datetime as dt
+    import threading
+    from types import SimpleNamespace
+
+    from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
+
+    stopped: list[str | None] = []
+    worker = SimpleNamespace(env=None)
+    now = dt.datetime.now(dt.UTC)
+    with stepfunctions.suspended():
+        # moto 5.2.5: a stop that arrives before the worker thread built `env` fails.
+        with pytest.raises(AttributeError):
+            ExecutionWorker.stop(worker, stop_date=now, error="E", cause="C")
+    timer = threading.Timer(
+        0.05,
+        lambda: setattr(worker, "env", SimpleNamespace(set_stop=lambda **kw: stopped.append(kw["error"]))),
+    )
+    stepfunctions.install(None)
+    try:
+        timer.start()
+        ExecutionWorker.stop(worker, stop_date=now, error="E", cause="C")
+    finally:
+        timer.join()
+        stepfunctions.uninstall()
+    assert stopped == ["E"]
