@@ -54,6 +54,11 @@ def _add_value(flat: dict[str, Any], key: str, value: Any) -> None:
     flat[key] = merged + (value if isinstance(value, list) else [value])
 
 
+class TargetNotEmulatedError(Exception):
+    """A rule targets a service the local cloud cannot deliver to (e.g. Batch, ECS, Kinesis);
+    recorded as that target's failed delivery, as AWS records FailedInvocations."""
+
+
 class ArrayAwareEventPattern(EventPattern):
     """moto's EventPattern, also matching fields inside arrays of objects.
 
@@ -360,7 +365,7 @@ class EventDelivery:
                 account_id=account,
             )
         else:
-            raise NotImplementedError(f"EventBridge target type {service} is not emulated locally")
+            raise TargetNotEmulatedError(f"EventBridge target type {service} is not emulated locally")
 
     def _queue_url(self, region: str, account: str, name: str) -> str:
         key = f"{region}/{account}/{name}"
