@@ -46,7 +46,7 @@ build: venv tools
 browser:
 	@command -v chromium >/dev/null 2>&1 || { \
 	  echo "installing chromium for the report test"; \
-	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium >/dev/null; }
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium >/dev/null; }
 
 unit: venv browser
 	$(BIN)/pytest
