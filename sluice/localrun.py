@@ -11,6 +11,7 @@ import sys
 import tempfile
 import threading
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -52,8 +53,6 @@ def register_stack(cloudformation: Any, stack: Any, stack_name: str = DEFAULT_ST
         "Resources": {"DeployedLocally": {"Type": "AWS::CloudFormation::WaitConditionHandle"}},
         "Outputs": {key: {"Value": value} for key, value in stack.outputs.items()},
     }
-    import warnings
-
     with warnings.catch_warnings():
         # moto warns that it does not model WaitConditionHandle; it is only a placeholder here.
         warnings.simplefilter("ignore")

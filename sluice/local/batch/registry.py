@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from sluice.local.batch import validation
@@ -85,15 +86,9 @@ class Registry:
         return ce
 
     def describe_environments(self, request: dict[str, Any]) -> dict[str, Any]:
-        wanted = request.get("computeEnvironments")
-        items = list(self.environments.values())
-        if wanted:
-            names = {_name_from(ref, "compute-environment/") for ref in wanted}
-            items = [ce for ce in items if ce.name in names]
-        page, token = paginate(
-            items, request.get("maxResults"), request.get("nextToken"), default=100, limit=100
+        return _describe(
+            request, self.environments, "computeEnvironments", "compute-environment/", _environment_detail
         )
-        return _with_token({"computeEnvironments": [_environment_detail(ce) for ce in page]}, token)
 
     def update_environment(self, request: dict[str, Any]) -> ComputeEnvironment:
         ce = self.environment(request.get("computeEnvironment", ""))
@@ -153,15 +148,7 @@ class Registry:
         return queue
 
     def describe_queues(self, request: dict[str, Any]) -> dict[str, Any]:
-        wanted = request.get("jobQueues")
-        items = list(self.queues.values())
-        if wanted:
-            names = {_name_from(ref, "job-queue/") for ref in wanted}
-            items = [queue for queue in items if queue.name in names]
-        page, token = paginate(
-            items, request.get("maxResults"), request.get("nextToken"), default=100, limit=100
-        )
-        return _with_token({"jobQueues": [_queue_detail(queue) for queue in page]}, token)
+        return _describe(request, self.queues, "jobQueues", "job-queue/", _queue_detail)
 
     def update_queue(self, request: dict[str, Any]) -> JobQueue:
         queue = self.queue(request.get("jobQueue", ""))
@@ -418,3 +405,20 @@ def _definition_detail(definition: JobDefinition) -> dict[str, Any]:
         if request.get(key) is not None:
             detail[key] = copy.deepcopy(request[key])
     return detail
+
+
+def _describe(
+    request: dict[str, Any],
+    resources: dict[str, Any],
+    key: str,
+    arn_marker: str,
+    render: Callable[[Any], dict[str, Any]],
+) -> dict[str, Any]:
+    """DescribeComputeEnvironments / DescribeJobQueues: optional names or ARNs, then pages of 100."""
+    items = list(resources.values())
+    wanted = request.get(key)
+    if wanted:
+        names = {_name_from(ref, arn_marker) for ref in wanted}
+        items = [item for item in items if item.name in names]
+    page, token = paginate(items, request.get("maxResults"), request.get("nextToken"), default=100, limit=100)
+    return _with_token({key: [render(item) for item in page]}, token)
