@@ -213,6 +213,10 @@ class ProcessExecutor:
                             pass
                     continue
                 kind, process = key.data
+                if process not in self._running:
+                    # Reaped earlier in this same batch of events (its exit came before its
+                    # output): its pipe is closed now, and the fd number may already be reused.
+                    continue
                 if kind == "out":
                     self._read(process)
                 else:

@@ -48,6 +48,8 @@ def test_waits_for_every_dependency(batch):
     batch.basic()
     a, b = batch.submit("a"), batch.submit("b")
     c = batch.submit("c", dependsOn=[{"jobId": a}, {"jobId": b}])
+    # c stays SUBMITTED until a scheduler pass takes it in; that pass may come after a's launch.
+    batch.wait(c, "PENDING")
     batch.process(a).exit(0)
     batch.wait(a, "SUCCEEDED")
     assert batch.status_now(c) == "PENDING"
