@@ -24,6 +24,9 @@ def test_failed_dependency_fails_the_chain(batch):
     first = batch.submit("first")
     second = batch.submit("second", dependsOn=[{"jobId": first}])
     third = batch.submit("third", dependsOn=[{"jobId": second}])
+    # Both taken in (PENDING) before first fails; a job taken in after its dependency failed
+    # goes straight to FAILED (test_finished_dependencies_at_submission).
+    batch.wait(third, "PENDING")
     batch.process(first).exit(1)
     for job in (second, third):
         assert batch.wait(job, "FAILED")["statusReason"] == "Dependent Job failed"
