@@ -44,6 +44,13 @@ upload that is five object-sized copies after the last part arrived, which on th
 machine (first-touch memory ~300-600 MB/s) takes seconds. The replacement validates the
 same way (InvalidPart, EntityTooSmall, MalformedXML), computes the same ETag
 (md5 of the part md5s, `-<count>`) and checksum, and joins the parts once.
+
+5. Object bodies without a copy. moto 5.2.5 writes every object body (each PutObject, each
+uploaded part, each completed multipart object) into the key's in-memory
+SpooledTemporaryFile, copying it once more. Here a body that fits in memory becomes that
+file's BytesIO directly: CPython's BytesIO shares an initial `bytes` object until it is
+written to, so reads (GetObject, the ETag's MD5, CompleteMultipartUpload) see the request's
+bytes themselves. Bodies above the buffer size, `str` or `bytearray` bodies take moto's path.
 """
 
 from __future__ import annotations
@@ -51,6 +58,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import fnmatch
+import io
 import json
 import logging
 import threading
@@ -65,7 +73,7 @@ from moto.iam.access_control import IAMPolicyStatement, PermissionResult
 from moto.s3 import models as moto_s3_models
 from moto.s3 import notifications as moto_s3_notifications
 from moto.s3.exceptions import EntityTooSmall, InvalidPart, MalformedXML
-from moto.s3.models import FakeBucket, FakeMultipart, MultipartChecksumBuilder
+from moto.s3.models import FakeBucket, FakeKey, FakeMultipart, MultipartChecksumBuilder
 from moto.s3.utils import compute_checksum
 from moto.utilities.utils import md5_hash
 
@@ -329,11 +337,28 @@ def _complete_multipart(
     return total, etag, ("FULL_OBJECT", compute_checksum(total, builder.checksum_algorithm).decode(), 1)
 
 
+# -- 5. object bodies ------------------------------------------------------------------------
+
+
+def _set_key_value(self: FakeKey, new_value: bytes) -> None:
+    """FakeKey.value's setter, sharing an in-memory `bytes` body instead of copying it (section 5)."""
+    buffer = self._value_buffer
+    # SpooledTemporaryFile keeps its BytesIO in `_file` until it rolls over to disk at `_max_size`.
+    if type(new_value) is bytes and not buffer._rolled and len(new_value) <= buffer._max_size:
+        buffer._file = io.BytesIO(new_value)
+        self.contentsize = len(new_value)
+    else:
+        _moto_set_key_value(self, new_value)
+
+
 # -- install ---------------------------------------------------------------------------------
 
 _moto_send = moto_s3_notifications._send_event_bridge_message
 _moto_get_permission = FakeBucket.get_permission
 _moto_complete = FakeMultipart.complete
+_moto_key_value = FakeKey.value
+_moto_set_key_value = FakeKey.value.fset
+_key_value = property(_moto_key_value.fget, _set_key_value)
 
 
 def install(emit: EventEmitter | None) -> None:
@@ -344,6 +369,7 @@ def install(emit: EventEmitter | None) -> None:
     FakeBucket.get_permission = _get_permission  # type: ignore[method-assign]
     FakeBucket._log_permissions_enabled_policy = staticmethod(_log_permissions_enabled_policy)  # type: ignore[method-assign]
     FakeMultipart.complete = _complete_multipart  # type: ignore[method-assign]
+    FakeKey.value = _key_value  # type: ignore[method-assign,assignment]
 
 
 def uninstall() -> None:
@@ -353,6 +379,7 @@ def uninstall() -> None:
     FakeBucket.get_permission = _moto_get_permission  # type: ignore[method-assign]
     FakeBucket._log_permissions_enabled_policy = staticmethod(_moto_log_permissions)  # type: ignore[method-assign]
     FakeMultipart.complete = _moto_complete  # type: ignore[method-assign]
+    FakeKey.value = _moto_key_value  # type: ignore[method-assign]
 
 
 @contextlib.contextmanager

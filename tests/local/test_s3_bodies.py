@@ -1,5 +1,5 @@
-"""CompleteMultipartUpload in the local cloud (sluice/local/s3.py, section 4): same answers as
-moto 5.2.5, without moto's object-sized copies."""
+"""Object bodies in the local cloud (sluice/local/s3.py, sections 4 and 5): PutObject, UploadPart
+and CompleteMultipartUpload give moto 5.2.5's answers without its object-sized copies."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 from moto import mock_aws
+from moto.s3.models import FakeKey
 
 from sluice.local import s3 as local_s3
 
@@ -147,3 +148,31 @@ def test_complete_allocates_less_than_moto(client: Any) -> None:
         local_s3.uninstall()
     assert moto_peak >= 3 * size, f"moto 5.2.5 peaks at >= 3 object sizes; now {moto_peak / size:.1f}"
     assert corrected_peak <= 2.2 * size, f"corrected peak {corrected_peak / size:.1f} object sizes"
+
+
+def test_moto_copies_every_body_and_the_correction_shares_it() -> None:
+    """Fails when moto stops copying bodies into the key's buffer (then section 5 can go)."""
+    body = os.urandom(1024 * 1024)  # below moto's default in-memory buffer (~5 MiB)
+    assert FakeKey("k", body, account_id="123456789012", region_name="us-east-1").value is not body
+    local_s3.install(None)
+    try:
+        key = FakeKey("k", body, account_id="123456789012", region_name="us-east-1")
+        assert key.value is body
+        assert key.etag == f'"{hashlib.md5(body).hexdigest()}"' and key.contentsize == len(body)
+        key.value = b"replaced"  # overwriting works as before
+        assert (key.value, key.contentsize) == (b"replaced", 8)
+        assert FakeKey("t", "text", account_id="123456789012", region_name="us-east-1").value == b"text"
+    finally:
+        local_s3.uninstall()
+
+
+def test_bodies_round_trip_through_the_corrected_backend(client: Any, corrected: None) -> None:
+    body = os.urandom(PART + 17)
+    client.put_object(Bucket=BUCKET, Key="plain", Body=body)
+    assert client.get_object(Bucket=BUCKET, Key="plain")["Body"].read() == body
+    assert client.get_object(Bucket=BUCKET, Key="plain", Range="bytes=10-19")["Body"].read() == body[10:20]
+    client.copy_object(Bucket=BUCKET, Key="copy", CopySource={"Bucket": BUCKET, "Key": "plain"})
+    assert client.get_object(Bucket=BUCKET, Key="copy")["Body"].read() == body
+    client.put_object(Bucket=BUCKET, Key="plain", Body=b"second version")
+    assert client.get_object(Bucket=BUCKET, Key="plain")["Body"].read() == b"second version"
+    assert client.get_object(Bucket=BUCKET, Key="copy")["Body"].read() == body
