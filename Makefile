@@ -34,6 +34,10 @@ $(TOOLS)/checkov/.installed:
 lint: venv tools
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy --strict sluice/local
+	$(BIN)/mypy --strict functions/trigger/app.py
+	$(BIN)/mypy --strict functions/notify/app.py
+	$(BIN)/mypy sluice bench
 	SAM_CLI_TELEMETRY=0 $(TOOLS)/sam/bin/sam validate --lint --region us-east-1
 	$(BIN)/cfn-lint template.yaml
 	$(TOOLS)/checkov/bin/checkov --quiet --compact --skip-download --framework cloudformation -f template.yaml

@@ -251,7 +251,7 @@ VARIANTS: dict[str, Callable[[], Any]] = {
 
 def run_one(variant: str, size: int, job_vcpus: str) -> dict[str, Any]:
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    logging.getLogger("sluice.local.batch.engine").setLevel(logging.ERROR)
+    logging.getLogger("sluice.local.batch.backend").setLevel(logging.ERROR)
     with VARIANTS[variant]() as endpoint_url:
         return run_fanout(size, variant=variant, job_vcpus=job_vcpus, endpoint_url=endpoint_url)
 

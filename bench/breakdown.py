@@ -1,4 +1,4 @@
-"""Where a pipeline run's time went, read back through the APIs (sluice.runs) and the job logs.
+"""Where a pipeline run's time went, read back through the APIs (sluice.runs.records) and the job logs.
 
 Every phase is the difference of two timestamps taken on this machine's clock (epoch ms):
 the client's upload, the execution's start/stop dates, each Batch job's createdAt /
@@ -15,7 +15,7 @@ import statistics
 from dataclasses import dataclass
 from typing import Any
 
-from sluice.runs import JobRecord, RunRecord
+from sluice.runs.records import JobRecord, RunRecord
 
 
 @dataclass(frozen=True)
@@ -122,6 +122,7 @@ def run_breakdown(
                 _s(run.started_at, upload_end_ms),
             )
         )
+    cursor: int | None
     cursor, cursor_name = run.started_at, "execution start"
     stages: dict[str, Any] = {}
     for job in run.jobs:

@@ -147,7 +147,7 @@ def run_jobs(endpoint: str, path: Path, scratch: Path) -> dict[str, Any]:
     )
     shards = manifest["shard_count"]
     found["shards"] = shards
-    children = []
+    children: list[dict[str, Any]] = []
     width = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     pending = list(range(shards))
     while pending:

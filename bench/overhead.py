@@ -38,7 +38,7 @@ from typing import Any
 
 from bench import common
 from bench.breakdown import run_breakdown
-from sluice.runs import load_run
+from sluice.runs.records import load_run
 
 TARGET_S = 2.0
 ARRAY_SIZE = 10
@@ -165,7 +165,7 @@ def run_noop(session: Any, machine_arn: str, payload: dict[str, Any], with_manif
 def trigger_leg(session: Any, runs: int) -> list[dict[str, Any]]:
     """Upload a one-row CSV into the input prefix: PUT start -> the execution's start date, and
     -> its stop date (the real pipeline, real jobs, on the smallest input)."""
-    from sluice.launch import find_execution_for
+    from sluice.runs.start import find_execution_for
 
     clients, outputs = session["clients"], session["outputs"]
     body = b"transaction_id,category,country,amount\ntx-1,books,US,1.5\n"
@@ -207,8 +207,8 @@ def lambda_reports(logs: Any, function_name: str) -> list[dict[str, float | None
 
 def measure(repeat: int) -> dict[str, Any]:
     from sluice.aws import Clients
+    from sluice.cli.localrun import start_and_deploy
     from sluice.local.cloud import LocalCloud
-    from sluice.localrun import start_and_deploy
 
     found: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="sluice-bench-overhead-") as state:

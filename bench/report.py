@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -69,7 +69,7 @@ def _verdict(metric: Mapping[str, Any]) -> str:
     return "not measured" if met is None else ("**met**" if met else "**missed**")
 
 
-def metric_rows(metrics: list[Mapping[str, Any]]) -> list[str]:
+def metric_rows(metrics: Iterable[Mapping[str, Any]]) -> list[str]:
     rows = ["| measurement | value | target | result | note |", "| --- | ---: | --- | --- | --- |"]
     for metric in metrics:
         value = metric["value"]

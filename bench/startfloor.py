@@ -29,7 +29,7 @@ from typing import Any
 
 from bench import common, imports
 from bench.breakdown import log_span, run_breakdown
-from sluice.runs import load_run
+from sluice.runs.records import load_run
 
 JOB = "transform"
 OWN_PACKAGES = ("jobkit", "ingest", "transform", "aggregate")
@@ -55,9 +55,9 @@ def engine_starts(runs: int) -> dict[str, Any]:
     """The in-situ pipeline run's jobs, then `runs` transform jobs submitted one at a time."""
     from sluice import sampledata
     from sluice.aws import Clients
-    from sluice.launch import drop_file, find_execution_for
+    from sluice.cli.localrun import start_and_deploy
     from sluice.local.cloud import LocalCloud
-    from sluice.localrun import start_and_deploy
+    from sluice.runs.start import drop_file, find_execution_for
 
     found: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="sluice-bench-start-") as state:

@@ -36,7 +36,7 @@ from bench import common, data, s3speed
 from bench.breakdown import run_breakdown
 from bench.engines import ENGINES
 from bench.verify import compare
-from sluice.runs import load_run
+from sluice.runs.records import load_run
 
 TARGET_RATIO = 4.0
 TARGET_SIZE = "1GB"
@@ -109,13 +109,13 @@ def run_pipeline(
     session: Session, path: Path, oracle: Path | None, options: dict[str, Any] | None = None
 ) -> dict[str, Any]:
     """Upload -> SUCCEEDED once; returns wall times, the phase breakdown and the result check."""
-    from sluice.launch import find_execution_for
+    from sluice.runs.start import find_execution_for
 
     clients, outputs = session.clients, session.outputs
     key = f"{outputs.input_prefix}bench/{uuid.uuid4().hex[:8]}/{path.name}"
     cpu_before = _cpu_s()
     upload_start_ms, started = int(time.time() * 1000), time.perf_counter()
-    # sluice.launch.drop_file's upload, without its HeadObject inside the timed upload: the
+    # sluice.runs.start.drop_file's upload, without its HeadObject inside the timed upload: the
     # trigger runs while the client still waits for that answer.
     extra = {"Metadata": {"sluice-options": json.dumps(options)}} if options else None
     clients.s3.upload_file(str(path), outputs.input_bucket, key, ExtraArgs=extra)
@@ -170,8 +170,8 @@ def pipeline_runs(
     s3_file: Path,
 ) -> dict[str, Any]:
     from sluice.aws import Clients
+    from sluice.cli.localrun import start_and_deploy
     from sluice.local.cloud import LocalCloud
-    from sluice.localrun import start_and_deploy
 
     found: dict[str, Any] = {"runs": {}, "warmup": None, "variant": None}
     with tempfile.TemporaryDirectory(prefix="sluice-bench-cloud-") as state:

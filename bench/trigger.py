@@ -195,7 +195,7 @@ class FakeContext:
 
 def warm_child(calls: int) -> dict[str, Any]:
     """Runs in a fresh interpreter with the Lambda environment: time warm invocations."""
-    app = load_app()
+    app: Any = load_app()  # the handler module; its attributes are set below
     event = json.loads((common.ROOT / "events" / "s3-object-created.json").read_text())
     obj = event["detail"]["object"]
     head = {
@@ -268,7 +268,7 @@ def main(argv: list[str] | None = None) -> int:
     cold_runs = 2 if args.smoke else args.cold_runs
     calls = 100 if args.smoke else args.warm_calls
     common.say("trigger: cold imports, warm handler")
-    details = {
+    details: dict[str, Any] = {
         "python": sys.version.split()[0],
         "interpreter_floor_ms": interpreter_floor_ms(cold_runs),
         **cold(cold_runs),

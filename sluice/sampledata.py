@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import argparse
 import gzip as gzip_module
+import io
 import math
 import os
 import re
 import struct
 import sys
 from dataclasses import dataclass
-from typing import IO
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -212,7 +212,7 @@ def detect_format(path: str) -> tuple[str, bool]:
 class _Counting:
     """File wrapper that counts bytes, so generation can stop at a target size."""
 
-    def __init__(self, f: IO[bytes]) -> None:
+    def __init__(self, f: io.BufferedIOBase) -> None:
         self._f = f
         self.count = 0
 
@@ -270,7 +270,7 @@ def generate(
 
 def _write_batches(sink: _Counting, fmt: str, rows: int | None, size_bytes: int | None, seed: int) -> int:
     written, batch = 0, 0
-    out = pa.PythonFile(sink, mode="w")  # type: ignore[arg-type]
+    out = pa.PythonFile(sink, mode="w")
     writer: pcsv.CSVWriter | pq.ParquetWriter | None = None
     try:
         while (rows is not None and written < rows) or (size_bytes is not None and sink.count < size_bytes):

@@ -52,7 +52,7 @@ class BatchJobDetail(BaseModel):
     array_properties: ArrayProperties | None = Field(default=None, alias="arrayProperties")
 
 
-class BatchJobStateChangeEvent(EventBridgeModel):  # type: ignore[override]
+class BatchJobStateChangeEvent(EventBridgeModel):
     detail: BatchJobDetail
 
 

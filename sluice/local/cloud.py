@@ -30,11 +30,13 @@ import boto3
 from botocore.config import Config
 from moto.core import DEFAULT_ACCOUNT_ID
 
-from sluice.local import moto_config, stepfunctions
-from sluice.local.events import EventDelivery, EventsFrontend
-from sluice.local.s3 import S3RequestContext
-from sluice.local.server import LocalEndpoint, ServiceRouter, StartResponse, WSGIEnviron, create_moto_app
-from sluice.local.sns import Outbox
+from sluice.local import moto_config
+from sluice.local.endpoint import LocalEndpoint, ServiceRouter, StartResponse, WSGIEnviron, create_moto_app
+from sluice.local.events.api import EventsFrontend
+from sluice.local.events.backend import EventDelivery
+from sluice.local.s3.api import S3RequestContext
+from sluice.local.sns.backend import Outbox
+from sluice.local.stepfunctions import backend as stepfunctions
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +88,7 @@ LambdaFactory = Callable[[EngineContext], LambdaEngine]
 
 def default_batch_engine(context: EngineContext) -> BatchEngineLike:
     from sluice.local.batch import BatchEngine
-    from sluice.local.images import ImageResolver
+    from sluice.local.batch.images import ImageResolver
 
     images = ImageResolver(project_root=context.project_root)
     context.add_cleanup(images.close)

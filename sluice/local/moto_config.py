@@ -5,7 +5,7 @@
   execution can start.
 - moto's own Batch and Lambda would need Docker; they are never reached (the endpoint routes
   `batch` and `lambda` elsewhere) but are told not to use it anyway.
-- The corrections in sluice.local.stepfunctions / s3 / sns are installed with the callbacks of
+- The corrections in sluice.local.stepfunctions.backend / s3 / sns are installed with the callbacks of
   the running local cloud, and removed again by `unconfigure`.
 - moto's state-machine interpreter logs every task failure, caught or not, at ERROR with the
   whole state's repr; those reach users through the execution's status, error and history, so
@@ -17,13 +17,15 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from moto.core.config import default_user_config
 from moto.moto_api._internal.models import moto_api_backend
 
-from sluice.local import s3, sns, stepfunctions
-from sluice.local.sns import Outbox
+from sluice.local.s3 import backend as s3
+from sluice.local.sns import backend as sns
+from sluice.local.sns.backend import Outbox
+from sluice.local.stepfunctions import backend as stepfunctions
 
 EventEmitter = stepfunctions.EventEmitter
 _INTERPRETER_LOG = logging.getLogger("moto.stepfunctions.parser")
@@ -50,7 +52,8 @@ def configure(
         key_buffer=os.environ.get(KEY_BUFFER),
         log_level=_INTERPRETER_LOG.level,
         config={
-            name: dict(default_user_config.get(name, {})) for name in ("stepfunctions", "batch", "lambda")
+            name: dict(cast(dict[str, Any], default_user_config.get(name, {})))
+            for name in ("stepfunctions", "batch", "lambda")
         },
     )
     os.environ["MOTO_PORT"] = str(port)

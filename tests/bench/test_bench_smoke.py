@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.support import ROOT
+from tests.helpers import ROOT
 
 pytestmark = pytest.mark.timeout(300)
 

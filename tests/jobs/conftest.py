@@ -16,7 +16,7 @@ import boto3
 import pytest
 from moto.server import ThreadedMotoServer
 
-from .jobs_support import CONTAINERS, IN_BUCKET, OUT_BUCKET, WORK_BUCKET, Run
+from tests.jobs.helpers import CONTAINERS, IN_BUCKET, OUT_BUCKET, WORK_BUCKET, Run
 
 # In-process unit tests import jobkit/ingest the way the images do: as top-level packages.
 if str(CONTAINERS) not in sys.path:

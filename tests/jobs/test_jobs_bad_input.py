@@ -12,7 +12,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from .jobs_support import CONTAINERS, IN_BUCKET, JOB_TIMEOUT, Run
+from tests.jobs.helpers import CONTAINERS, IN_BUCKET, JOB_TIMEOUT, Run
 
 HEADER = b"transaction_id,category,country,amount\n"
 PARALLEL = 3

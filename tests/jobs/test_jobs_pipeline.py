@@ -8,8 +8,8 @@ import pyarrow as pa
 import pyarrow.csv as pcsv
 import pytest
 
-from .jobs_oracle import assert_matches, duckdb_expected
-from .jobs_support import IN_BUCKET, list_keys
+from tests.jobs.helpers import IN_BUCKET, list_keys
+from tests.jobs.helpers_oracle import assert_matches, duckdb_expected
 
 # 0.02 MB shards cut the 12,000-row samples into three shards; 64 MB keeps them in one.
 SHARDING = {"one-shard": 64, "many-shards": 0.02}

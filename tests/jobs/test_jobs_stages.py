@@ -8,7 +8,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from .jobs_support import WORK_BUCKET, LineReader
+from tests.jobs.helpers import WORK_BUCKET, LineReader
 
 
 def _partial(s3, run, index: int) -> tuple[bytes, dict[str, str]]:

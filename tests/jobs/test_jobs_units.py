@@ -30,7 +30,7 @@ from jobkit.manifest import (
 from jobkit.options import Options, parse_options
 from jobkit.partials import finalize, merge_partials, partial_from_rows
 
-from .jobs_oracle import assert_matches
+from tests.jobs.helpers_oracle import assert_matches
 
 
 def _table(n: int, seed: int) -> pa.Table:
@@ -216,7 +216,7 @@ def test_shard_writer_sizes_and_caps_shards(s3, target, max_shards, tmp_path):
     from ingest.shards import ShardWriter
     from jobkit.log import JsonLogger
 
-    from .jobs_support import WORK_BUCKET
+    from tests.jobs.helpers import WORK_BUCKET
 
     table = _table(20_000, seed=5).select(["category", "country", "amount"])
     prefix = f"work/writer-{target}-{max_shards}/"

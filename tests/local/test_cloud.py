@@ -13,8 +13,7 @@ from typing import Any
 import pytest
 
 from sluice.local.cloud import EngineContext, LocalCloud
-from tests.local.conftest import Local, drain_queue, queue_with_rule
-from tests.local.fakes import FakeBatch, FakeLambda
+from tests.local.helpers import FakeBatch, FakeLambda, Local, drain_queue, queue_with_rule
 
 
 @pytest.mark.timeout(30)

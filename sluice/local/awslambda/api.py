@@ -1,5 +1,5 @@
 """The Lambda API operations, as handlers of botocore-shaped request parameters: functions,
-code, invocation, versions and aliases here; settings operations in api_settings."""
+code, invocation, versions and aliases here; settings operations in settings.py."""
 
 from __future__ import annotations
 
@@ -8,19 +8,22 @@ import copy
 import json
 import re
 import uuid
-from typing import Any
+from pathlib import Path
+from typing import Any, Protocol
 
-from .api_settings import SettingsApi
-from .errors import conflict, invalid, not_found
-from .functions import (
+from sluice.local.awslambda.errors import conflict, invalid, not_found
+from sluice.local.awslambda.models import (
     LATEST,
     RESERVED_ENV_KEYS,
     FunctionState,
+    FunctionStore,
     FunctionVersion,
+    check_revision,
     extract_zip,
     parse_function_ref,
     timestamp_text,
 )
+from sluice.local.awslambda.settings import SettingsApi
 
 _ROLE = re.compile(r"^arn:(aws[a-zA-Z-]*)?:iam::\d{12}:role/?[a-zA-Z_0-9+=,.@\-_/]+$")
 
@@ -69,8 +72,32 @@ def _validate_config(params: dict[str, Any]) -> None:
         )
 
 
-class LambdaApi(SettingsApi):
+class FunctionHost(Protocol):
+    """What the function operations need from the execution side (the runtime in backend.py)."""
+
+    code_dir: Path
+
+    def client(self, service: str) -> Any: ...
+    def invoke(
+        self,
+        function_name_or_arn: str,
+        payload: bytes,
+        invocation_type: str = ...,
+        *,
+        qualifier: str | None = ...,
+        log_type: str | None = ...,
+        client_context: Any = ...,
+    ) -> dict[str, Any]: ...
+    def retire_pools(self, name: str, version: str | None = None) -> None: ...
+
+
+class LambdaApi:
     """Every Lambda operation the local runtime serves, by botocore operation name."""
+
+    def __init__(self, store: FunctionStore, host: FunctionHost) -> None:
+        self.store = store
+        self.host = host
+        self.settings = SettingsApi(store)
 
     def handlers(self) -> dict[str, Any]:
         return {
@@ -82,20 +109,20 @@ class LambdaApi(SettingsApi):
             "UpdateFunctionConfiguration": self.update_function_configuration,
             "UpdateFunctionCode": self.update_function_code,
             "Invoke": self.invoke,
-            "AddPermission": self.add_permission,
-            "RemovePermission": self.remove_permission,
-            "GetPolicy": self.get_policy,
-            "PutFunctionEventInvokeConfig": self.put_event_invoke_config,
-            "UpdateFunctionEventInvokeConfig": self.update_event_invoke_config,
-            "GetFunctionEventInvokeConfig": self.get_event_invoke_config,
-            "DeleteFunctionEventInvokeConfig": self.delete_event_invoke_config,
-            "ListFunctionEventInvokeConfigs": self.list_event_invoke_configs,
-            "PutFunctionConcurrency": self.put_concurrency,
-            "GetFunctionConcurrency": self.get_concurrency,
-            "DeleteFunctionConcurrency": self.delete_concurrency,
-            "TagResource": self.tag_resource,
-            "UntagResource": self.untag_resource,
-            "ListTags": self.list_tags,
+            "AddPermission": self.settings.add_permission,
+            "RemovePermission": self.settings.remove_permission,
+            "GetPolicy": self.settings.get_policy,
+            "PutFunctionEventInvokeConfig": self.settings.put_event_invoke_config,
+            "UpdateFunctionEventInvokeConfig": self.settings.update_event_invoke_config,
+            "GetFunctionEventInvokeConfig": self.settings.get_event_invoke_config,
+            "DeleteFunctionEventInvokeConfig": self.settings.delete_event_invoke_config,
+            "ListFunctionEventInvokeConfigs": self.settings.list_event_invoke_configs,
+            "PutFunctionConcurrency": self.settings.put_concurrency,
+            "GetFunctionConcurrency": self.settings.get_concurrency,
+            "DeleteFunctionConcurrency": self.settings.delete_concurrency,
+            "TagResource": self.settings.tag_resource,
+            "UntagResource": self.settings.untag_resource,
+            "ListTags": self.settings.list_tags,
             "PublishVersion": self.publish_version,
             "ListVersionsByFunction": self.list_versions,
             "CreateAlias": self.create_alias,
@@ -103,7 +130,7 @@ class LambdaApi(SettingsApi):
             "UpdateAlias": self.update_alias,
             "DeleteAlias": self.delete_alias,
             "ListAliases": self.list_aliases,
-            "GetAccountSettings": self.get_account_settings,
+            "GetAccountSettings": self.settings.get_account_settings,
         }
 
     # ------------------------------------------------------------------ helpers
@@ -112,7 +139,7 @@ class LambdaApi(SettingsApi):
         if zipped is None and code.get("S3Bucket"):
             extra = {"VersionId": code["S3ObjectVersion"]} if code.get("S3ObjectVersion") else {}
             try:
-                body = self.rt.client("s3").get_object(Bucket=code["S3Bucket"], Key=code["S3Key"], **extra)[
+                body = self.host.client("s3").get_object(Bucket=code["S3Bucket"], Key=code["S3Key"], **extra)[
                     "Body"
                 ]
             except Exception as exc:
@@ -124,7 +151,7 @@ class LambdaApi(SettingsApi):
             )
         if not zipped:
             raise invalid("Please provide a source for function code.")
-        return extract_zip(zipped, self.rt.code_dir, name)
+        return extract_zip(zipped, self.host.code_dir, name)
 
     def _new_version(self, config: dict[str, Any], code_dir: Any, generation: int) -> FunctionVersion:
         config["RevisionId"] = str(uuid.uuid4())
@@ -144,11 +171,11 @@ class LambdaApi(SettingsApi):
                     f"{required} is a required parameter for functions created with .zip deployment packages."
                 )
         _validate_config(p)
-        with self.rt.lock:
-            if name in self.rt.functions:
+        with self.store.lock:
+            if name in self.store.functions:
                 raise conflict(f"Function already exist: {name}")
         code_dir, sha, size = self._code(name, p.get("Code") or {})
-        arn = self.rt.function_arn(name)
+        arn = self.store.function_arn(name)
         vpc = p.get("VpcConfig") or {}
         config: dict[str, Any] = {
             "FunctionName": name,
@@ -188,23 +215,23 @@ class LambdaApi(SettingsApi):
             config["Layers"] = [{"Arn": arn_, "CodeSize": 0} for arn_ in p["Layers"]]
         state = FunctionState(name=name, arn=arn, latest=self._new_version(config, code_dir, 0))
         state.tags = dict(p.get("Tags") or {})
-        with self.rt.lock:
-            if name in self.rt.functions:
+        with self.store.lock:
+            if name in self.store.functions:
                 raise conflict(f"Function already exist: {name}")
-            self.rt.functions[name] = state
+            self.store.functions[name] = state
         result = copy.deepcopy(state.latest.config)
         if p.get("Publish"):
             result = self._publish(state, p.get("Description"))
         return result
 
     def get_function_configuration(self, p: dict[str, Any]) -> dict[str, Any]:
-        state, qualifier = self._state(p)
-        version, _ = self.rt.resolve(state, qualifier)
+        state, qualifier = self.store.lookup_params(p)
+        version, _ = self.store.resolve(state, qualifier)
         return copy.deepcopy(version.config)
 
     def get_function(self, p: dict[str, Any]) -> dict[str, Any]:
-        state, qualifier = self._state(p)
-        version, _ = self.rt.resolve(state, qualifier)
+        state, qualifier = self.store.lookup_params(p)
+        version, _ = self.store.resolve(state, qualifier)
         result: dict[str, Any] = {
             "Configuration": copy.deepcopy(version.config),
             "Code": {
@@ -219,8 +246,8 @@ class LambdaApi(SettingsApi):
         return result
 
     def list_functions(self, p: dict[str, Any]) -> dict[str, Any]:
-        with self.rt.lock:
-            states = sorted(self.rt.functions.values(), key=lambda s: s.name)
+        with self.store.lock:
+            states = sorted(self.store.functions.values(), key=lambda s: s.name)
         configs: list[dict[str, Any]] = []
         for state in states:
             configs.append(copy.deepcopy(state.latest.config))
@@ -235,24 +262,24 @@ class LambdaApi(SettingsApi):
         return result
 
     def delete_function(self, p: dict[str, Any]) -> dict[str, Any]:
-        state, qualifier = self._state(p)
+        state, qualifier = self.store.lookup_params(p)
         if qualifier and qualifier != LATEST:
-            with self.rt.lock:
+            with self.store.lock:
                 if qualifier not in state.versions:
                     raise not_found(f"Function not found: {state.qualified_arn(qualifier)}")
                 del state.versions[qualifier]
-            self.rt.retire_pools(state.name, qualifier)
+            self.host.retire_pools(state.name, qualifier)
         else:
-            with self.rt.lock:
-                self.rt.functions.pop(state.name, None)
-            self.rt.retire_pools(state.name)
+            with self.store.lock:
+                self.store.functions.pop(state.name, None)
+            self.host.retire_pools(state.name)
         return {"StatusCode": 204}
 
     def update_function_configuration(self, p: dict[str, Any]) -> dict[str, Any]:
-        state, _ = self.rt.lookup(p["FunctionName"])
+        state, _ = self.store.lookup(p["FunctionName"])
         _validate_config(p)
-        with self.rt.lock:
-            self._check_revision(state.latest.config["RevisionId"], p)
+        with self.store.lock:
+            check_revision(state.latest.config["RevisionId"], p)
             config = copy.deepcopy(state.latest.config)
             for key in _UPDATABLE:
                 if key in p:
@@ -260,20 +287,20 @@ class LambdaApi(SettingsApi):
             if "Layers" in p:
                 config["Layers"] = [{"Arn": a, "CodeSize": 0} for a in p["Layers"]]
             state.latest = self._new_version(config, state.latest.code_dir, state.latest.generation + 1)
-        self.rt.retire_pools(state.name, LATEST)
+        self.host.retire_pools(state.name, LATEST)
         return copy.deepcopy(state.latest.config)
 
     def update_function_code(self, p: dict[str, Any]) -> dict[str, Any]:
-        state, _ = self.rt.lookup(p["FunctionName"])
+        state, _ = self.store.lookup(p["FunctionName"])
         code_dir, sha, size = self._code(state.name, p)
         if p.get("DryRun"):
             return {**copy.deepcopy(state.latest.config), "CodeSha256": sha, "CodeSize": size}
-        with self.rt.lock:
-            self._check_revision(state.latest.config["RevisionId"], p)
+        with self.store.lock:
+            check_revision(state.latest.config["RevisionId"], p)
             config = copy.deepcopy(state.latest.config)
             config.update(CodeSha256=sha, CodeSize=size)
             state.latest = self._new_version(config, code_dir, state.latest.generation + 1)
-        self.rt.retire_pools(state.name, LATEST)
+        self.host.retire_pools(state.name, LATEST)
         if p.get("Publish"):
             return self._publish(state, None)
         return copy.deepcopy(state.latest.config)
@@ -285,7 +312,7 @@ class LambdaApi(SettingsApi):
                 client_context = json.loads(base64.b64decode(p["ClientContext"]))
             except ValueError:
                 raise invalid("Client context must be a valid Base64-encoded JSON object.") from None
-        return self.rt.invoke(
+        return self.host.invoke(
             p["FunctionName"],
             p.get("Payload") or b"",
             p.get("InvocationType") or "RequestResponse",
@@ -296,7 +323,7 @@ class LambdaApi(SettingsApi):
 
     # ------------------------------------------------------------------ versions and aliases
     def _publish(self, state: FunctionState, description: str | None) -> dict[str, Any]:
-        with self.rt.lock:
+        with self.store.lock:
             latest = state.latest.config
             comparable = {k: v for k, v in latest.items() if k not in _VOLATILE}
             if state.versions:
@@ -315,15 +342,15 @@ class LambdaApi(SettingsApi):
             return copy.deepcopy(config)
 
     def publish_version(self, p: dict[str, Any]) -> dict[str, Any]:
-        state, _ = self.rt.lookup(p["FunctionName"])
+        state, _ = self.store.lookup(p["FunctionName"])
         if p.get("CodeSha256") and p["CodeSha256"] != state.latest.config["CodeSha256"]:
             raise invalid("CodeSha256 does not match the function's current code")
-        self._check_revision(state.latest.config["RevisionId"], p)
+        check_revision(state.latest.config["RevisionId"], p)
         return self._publish(state, p.get("Description"))
 
     def list_versions(self, p: dict[str, Any]) -> dict[str, Any]:
-        state, _ = self.rt.lookup(p["FunctionName"])
-        with self.rt.lock:
+        state, _ = self.store.lookup(p["FunctionName"])
+        with self.store.lock:
             configs = [copy.deepcopy(state.latest.config)] + [
                 copy.deepcopy(v.config) for v in state.versions.values()
             ]
@@ -333,9 +360,9 @@ class LambdaApi(SettingsApi):
         return copy.deepcopy({**alias, "AliasArn": state.qualified_arn(alias["Name"])})
 
     def create_alias(self, p: dict[str, Any]) -> dict[str, Any]:
-        state, _ = self.rt.lookup(p["FunctionName"])
+        state, _ = self.store.lookup(p["FunctionName"])
         name = p["Name"]
-        with self.rt.lock:
+        with self.store.lock:
             if name in state.aliases:
                 raise conflict(f"Alias already exists: {state.qualified_arn(name)}")
             if p["FunctionVersion"] != LATEST and p["FunctionVersion"] not in state.versions:
@@ -352,7 +379,7 @@ class LambdaApi(SettingsApi):
             return self._alias_config(state, alias)
 
     def _alias(self, p: dict[str, Any]) -> tuple[FunctionState, dict[str, Any]]:
-        state, _ = self.rt.lookup(p["FunctionName"])
+        state, _ = self.store.lookup(p["FunctionName"])
         alias = state.aliases.get(p["Name"])
         if alias is None:
             raise not_found(f"Cannot find alias arn: {state.qualified_arn(p['Name'])}")
@@ -364,7 +391,7 @@ class LambdaApi(SettingsApi):
 
     def update_alias(self, p: dict[str, Any]) -> dict[str, Any]:
         state, alias = self._alias(p)
-        with self.rt.lock:
+        with self.store.lock:
             for key in ("FunctionVersion", "Description", "RoutingConfig"):
                 if key in p:
                     alias[key] = p[key]
@@ -373,11 +400,11 @@ class LambdaApi(SettingsApi):
 
     def delete_alias(self, p: dict[str, Any]) -> None:
         state, alias = self._alias(p)
-        with self.rt.lock:
+        with self.store.lock:
             state.aliases.pop(alias["Name"], None)
 
     def list_aliases(self, p: dict[str, Any]) -> dict[str, Any]:
-        state, _ = self.rt.lookup(p["FunctionName"])
+        state, _ = self.store.lookup(p["FunctionName"])
         aliases = [
             self._alias_config(state, a)
             for a in state.aliases.values()

@@ -21,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from .workers import Outcome
+from sluice.local.awslambda.pool import Outcome
 
 log = logging.getLogger("sluice.local.awslambda")
 

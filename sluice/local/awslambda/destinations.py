@@ -12,7 +12,7 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 log = logging.getLogger("sluice.local.awslambda")
 
@@ -75,7 +75,9 @@ class DestinationSender:
 
     def _queue_url(self, arn: str) -> str:
         _, _, account, name = _arn_parts(arn)
-        return self._client("sqs").get_queue_url(QueueName=name, QueueOwnerAWSAccountId=account)["QueueUrl"]
+        return cast(
+            str, self._client("sqs").get_queue_url(QueueName=name, QueueOwnerAWSAccountId=account)["QueueUrl"]
+        )
 
     def send_record(self, destination: str, record: dict[str, Any], *, success: bool) -> None:
         body = json.dumps(record)

@@ -4,16 +4,32 @@ from __future__ import annotations
 
 from typing import Any
 
+from sluice.local.wire.restjson import ServiceError
 
-class LambdaServiceError(Exception):
+
+class LambdaServiceError(ServiceError):
     """An error the Lambda API returns (``code`` is what boto3 shows as Error.Code)."""
 
-    def __init__(self, code: str, message: str, status: int = 400, **fields: Any) -> None:
-        super().__init__(f"{code}: {message}")
-        self.code = code
-        self.message = message
-        self.status = status
-        self.fields = fields
+    def body(self) -> dict[str, Any]:
+        return {"Type": "User", "message": self.message, **self.fields}
+
+
+def unknown_operation(method: str, path: str) -> LambdaServiceError:
+    return LambdaServiceError("UnknownOperationException", f"no Lambda operation for {method} {path}", 404)
+
+
+def unsupported(operation: str) -> LambdaServiceError:
+    return LambdaServiceError(
+        "UnsupportedOperationException", f"{operation} is not emulated by the local Lambda runtime", 501
+    )
+
+
+def bad_body(detail: str) -> LambdaServiceError:
+    return LambdaServiceError("InvalidRequestContentException", f"Could not parse request body: {detail}")
+
+
+def internal(detail: str) -> LambdaServiceError:
+    return LambdaServiceError("ServiceException", f"Internal error: {detail}", 500)
 
 
 def not_found(message: str) -> LambdaServiceError:

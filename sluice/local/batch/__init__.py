@@ -1,10 +1,10 @@
 """Sluice's local AWS Batch: the Batch API, scheduling semantics and jobs as host processes.
 
 moto's Batch needs Docker and has no scheduling semantics, so the local cloud serves Batch
-from this engine instead (see DESIGN.md §3).
+from this engine instead (docs/architecture.md; behaviour: docs/aws-behaviour.md).
 """
 
-from sluice.local.batch.engine import BatchEngine
-from sluice.local.batch.launch import LocalImage
+from sluice.local.batch.backend import BatchEngine
+from sluice.local.batch.container import LocalImage
 
 __all__ = ["BatchEngine", "LocalImage"]

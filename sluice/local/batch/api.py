@@ -1,47 +1,33 @@
-"""The Batch REST-JSON API as a WSGI app: routes, request bodies, responses and errors.
+"""The Batch API: each operation's handler over the scheduler and registry.
 
-Routes come from botocore's Batch service model, so a request boto3 serialises lands on the
-operation boto3 meant. Errors carry the error type both in the ``x-amzn-errortype`` header and
-in the body's ``__type``, with a ``message``, which is how botocore's rest-json parser reads them.
+Routing, request parsing and responses come from the shared rest-json layer
+(sluice.local.wire.restjson), driven by botocore's Batch service model, so a request boto3
+serialises lands on the operation boto3 meant. Errors carry the error type both in the
+``x-amzn-ErrorType`` header and in the body's ``__type``, with a ``message``.
 """
 
 from __future__ import annotations
 
-import json
-import logging
 from collections.abc import Callable, Iterable
-from typing import Any
-from urllib.parse import parse_qs
+from typing import Any, cast
 
-import botocore.session
-
-from sluice.local.batch import queries
-from sluice.local.batch.errors import BatchError, ClientException, ServerException
+from sluice.local.batch import errors, queries
+from sluice.local.batch.errors import ClientException
 from sluice.local.batch.scheduler import CANCEL, TERMINATE_JOB, Scheduler
 from sluice.local.batch.validation import check_reason
+from sluice.local.wire.restjson import RestJsonService
 
-log = logging.getLogger(__name__)
-
-Handler = Callable[[dict[str, Any], dict[str, list[str]]], dict[str, Any]]
-_TAGS_PATH = "/v1/tags/"
+Handler = Callable[[dict[str, Any]], dict[str, Any]]
 MAX_TAGS = 50
 
 
-def _routes() -> dict[tuple[str, str], str]:
-    model = botocore.session.get_session().get_service_model("batch")
-    routes = {}
-    for name in model.operation_names:
-        http = model.operation_model(name).http
-        routes[(http["method"], http["requestUri"])] = name
-    return routes
-
-
 class BatchApi:
+    """The Batch operations, served over the shared rest-json layer (sluice.local.wire)."""
+
     def __init__(self, scheduler: Scheduler) -> None:
         self._scheduler = scheduler
         self._registry = scheduler.registry
-        self._routes = _routes()
-        self._handlers: dict[str, Handler] = {
+        handlers: dict[str, Handler] = {
             "CreateComputeEnvironment": self._create_compute_environment,
             "DescribeComputeEnvironments": self._locked(self._registry.describe_environments),
             "UpdateComputeEnvironment": self._update_compute_environment,
@@ -62,50 +48,20 @@ class BatchApi:
             "UntagResource": self._untag_resource,
             "ListTagsForResource": self._list_tags_for_resource,
         }
+        self._service = RestJsonService(
+            "batch",
+            handlers,
+            unknown_operation=errors.unknown_operation,
+            unsupported=errors.unsupported,
+            bad_body=errors.bad_body,
+            internal=errors.internal,
+        )
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-        try:
-            operation, body = self._parse(environ)
-            handler = self._handlers.get(operation)
-            if handler is None:
-                raise ClientException(f"{operation} isn't supported by the local Batch engine")
-            query = parse_qs(environ.get("QUERY_STRING", ""))
-            return _respond(start_response, 200, handler(body, query))
-        except BatchError as error:
-            return _error(start_response, error)
-        except _UnknownOperation as error:
-            return _respond(
-                start_response,
-                404,
-                {"__type": "UnknownOperationException", "message": str(error)},
-                error_type=None,
-            )
-        except Exception as error:
-            log.exception("Batch API request failed")
-            return _error(start_response, ServerException(f"Internal error: {error}"))
-
-    def _parse(self, environ: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-        method = environ.get("REQUEST_METHOD", "GET")
-        path = environ.get("PATH_INFO", "")
-        length = int(environ.get("CONTENT_LENGTH") or 0)
-        raw = environ["wsgi.input"].read(length) if length else b""
-        try:
-            body = json.loads(raw) if raw.strip() else {}
-        except ValueError:
-            raise ClientException("The request body isn't valid JSON") from None
-        if not isinstance(body, dict):
-            raise ClientException("The request body must be a JSON object")
-        if path.startswith(_TAGS_PATH):
-            # The ARN is the rest of the (already percent-decoded) path.
-            body["resourceArn"] = path[len(_TAGS_PATH) :]
-            path = _TAGS_PATH + "{resourceArn}"
-        operation = self._routes.get((method, path))
-        if operation is None:
-            raise _UnknownOperation(f"No Batch operation at {method} {path}")
-        return operation, body
+        return self._service(environ, start_response)
 
     def _locked(self, call: Callable[[dict[str, Any]], dict[str, Any]]) -> Handler:
-        def handler(body: dict[str, Any], query: dict[str, list[str]]) -> dict[str, Any]:
+        def handler(body: dict[str, Any]) -> dict[str, Any]:
             with self._scheduler.cond:
                 return call(body)
 
@@ -113,43 +69,37 @@ class BatchApi:
 
     # -- compute environments and queues --------------------------------------------------------------
 
-    def _create_compute_environment(
-        self, body: dict[str, Any], query: dict[str, list[str]]
-    ) -> dict[str, Any]:
+    def _create_compute_environment(self, body: dict[str, Any]) -> dict[str, Any]:
         with self._scheduler.cond:
             ce = self._registry.create_environment(body)
             self._scheduler.resources_changed()
             return {"computeEnvironmentName": ce.name, "computeEnvironmentArn": ce.arn}
 
-    def _update_compute_environment(
-        self, body: dict[str, Any], query: dict[str, list[str]]
-    ) -> dict[str, Any]:
+    def _update_compute_environment(self, body: dict[str, Any]) -> dict[str, Any]:
         with self._scheduler.cond:
             ce = self._registry.update_environment(body)
             self._scheduler.resources_changed()
             return {"computeEnvironmentName": ce.name, "computeEnvironmentArn": ce.arn}
 
-    def _delete_compute_environment(
-        self, body: dict[str, Any], query: dict[str, list[str]]
-    ) -> dict[str, Any]:
+    def _delete_compute_environment(self, body: dict[str, Any]) -> dict[str, Any]:
         with self._scheduler.cond:
             self._registry.delete_environment(body)
             self._scheduler.resources_changed()
             return {}
 
-    def _create_job_queue(self, body: dict[str, Any], query: dict[str, list[str]]) -> dict[str, Any]:
+    def _create_job_queue(self, body: dict[str, Any]) -> dict[str, Any]:
         with self._scheduler.cond:
             queue = self._registry.create_queue(body)
             self._scheduler.resources_changed()
             return {"jobQueueName": queue.name, "jobQueueArn": queue.arn}
 
-    def _update_job_queue(self, body: dict[str, Any], query: dict[str, list[str]]) -> dict[str, Any]:
+    def _update_job_queue(self, body: dict[str, Any]) -> dict[str, Any]:
         with self._scheduler.cond:
             queue = self._registry.update_queue(body)
             self._scheduler.resources_changed()
             return {"jobQueueName": queue.name, "jobQueueArn": queue.arn}
 
-    def _delete_job_queue(self, body: dict[str, Any], query: dict[str, list[str]]) -> dict[str, Any]:
+    def _delete_job_queue(self, body: dict[str, Any]) -> dict[str, Any]:
         with self._scheduler.cond:
             queue = self._registry.delete_queue(body)
             self._scheduler.queue_deleted(queue)
@@ -157,7 +107,7 @@ class BatchApi:
 
     # -- job definitions -----------------------------------------------------------------------------
 
-    def _register_job_definition(self, body: dict[str, Any], query: dict[str, list[str]]) -> dict[str, Any]:
+    def _register_job_definition(self, body: dict[str, Any]) -> dict[str, Any]:
         with self._scheduler.cond:
             definition = self._registry.register_definition(body)
             return {
@@ -166,22 +116,22 @@ class BatchApi:
                 "revision": definition.revision,
             }
 
-    def _deregister_job_definition(self, body: dict[str, Any], query: dict[str, list[str]]) -> dict[str, Any]:
+    def _deregister_job_definition(self, body: dict[str, Any]) -> dict[str, Any]:
         with self._scheduler.cond:
             self._registry.deregister_definition(body)
             return {}
 
     # -- jobs ------------------------------------------------------------------------------------------
 
-    def _submit_job(self, body: dict[str, Any], query: dict[str, list[str]]) -> dict[str, Any]:
+    def _submit_job(self, body: dict[str, Any]) -> dict[str, Any]:
         with self._scheduler.cond:
             job = self._scheduler.submit(body)
             return {"jobArn": job.arn, "jobName": job.spec.name, "jobId": job.job_id}
 
-    def _cancel_job(self, body: dict[str, Any], query: dict[str, list[str]]) -> dict[str, Any]:
+    def _cancel_job(self, body: dict[str, Any]) -> dict[str, Any]:
         return self._stop_job(body, CANCEL)
 
-    def _terminate_job(self, body: dict[str, Any], query: dict[str, list[str]]) -> dict[str, Any]:
+    def _terminate_job(self, body: dict[str, Any]) -> dict[str, Any]:
         return self._stop_job(body, TERMINATE_JOB)
 
     def _stop_job(self, body: dict[str, Any], kind: str) -> dict[str, Any]:
@@ -193,7 +143,7 @@ class BatchApi:
 
     # -- tags ------------------------------------------------------------------------------------------
 
-    def _tag_resource(self, body: dict[str, Any], query: dict[str, list[str]]) -> dict[str, Any]:
+    def _tag_resource(self, body: dict[str, Any]) -> dict[str, Any]:
         tags = body.get("tags") or {}
         with self._scheduler.cond:
             current = self._tags_of(body["resourceArn"])
@@ -202,8 +152,8 @@ class BatchApi:
             current.update(tags)
             return {}
 
-    def _untag_resource(self, body: dict[str, Any], query: dict[str, list[str]]) -> dict[str, Any]:
-        keys = query.get("tagKeys") or []
+    def _untag_resource(self, body: dict[str, Any]) -> dict[str, Any]:
+        keys = body.get("tagKeys") or []
         if not keys:
             raise ClientException("tagKeys must be provided")
         with self._scheduler.cond:
@@ -212,7 +162,7 @@ class BatchApi:
                 current.pop(key, None)
             return {}
 
-    def _list_tags_for_resource(self, body: dict[str, Any], query: dict[str, list[str]]) -> dict[str, Any]:
+    def _list_tags_for_resource(self, body: dict[str, Any]) -> dict[str, Any]:
         with self._scheduler.cond:
             return {"tags": dict(self._tags_of(body["resourceArn"]))}
 
@@ -233,14 +183,10 @@ class BatchApi:
             definition = registry.find_definition(arn)
             if definition is None:
                 raise ClientException(f"Resource {arn} not found")
-            return definition.request.setdefault("tags", {})
+            return cast(dict[str, str], definition.request.setdefault("tags", {}))
         if kind == "job":
             return self._scheduler.require_job(name).spec.tags
         raise ClientException(f"Resource {arn} not found")
-
-
-class _UnknownOperation(Exception):
-    pass
 
 
 def _check_tags(tags: dict[str, Any]) -> None:
@@ -251,21 +197,3 @@ def _check_tags(tags: dict[str, Any]) -> None:
             raise ClientException("Tag keys must be 1-128 characters and values at most 256 characters")
         if key.lower().startswith("aws:"):
             raise ClientException("Tag keys starting with aws: are reserved")
-
-
-def _respond(
-    start_response: Callable[..., Any], status: int, body: dict[str, Any], error_type: str | None = None
-) -> list[bytes]:
-    payload = json.dumps(body).encode()
-    headers = [("Content-Type", "application/json"), ("Content-Length", str(len(payload)))]
-    if error_type:
-        headers.append(("x-amzn-errortype", error_type))
-    reason = {200: "OK", 400: "Bad Request", 404: "Not Found", 500: "Internal Server Error"}[status]
-    start_response(f"{status} {reason}", headers)
-    return [payload]
-
-
-def _error(start_response: Callable[..., Any], error: BatchError) -> list[bytes]:
-    return _respond(
-        start_response, error.status, {"__type": error.code, "message": error.message}, error_type=error.code
-    )

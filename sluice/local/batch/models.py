@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 if TYPE_CHECKING:
     from sluice.local.batch.executor import RunningProcess
@@ -59,7 +59,7 @@ class ComputeEnvironment:
     @property
     def resource_type(self) -> str:
         """EC2, SPOT, FARGATE or FARGATE_SPOT; UNMANAGED environments count as EC2."""
-        return (self.compute_resources or {}).get("type", "EC2")
+        return cast(str, (self.compute_resources or {}).get("type", "EC2"))
 
     @property
     def is_fargate(self) -> bool:

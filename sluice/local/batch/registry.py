@@ -9,7 +9,7 @@ from __future__ import annotations
 import copy
 import uuid
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from sluice.local.batch import validation
 from sluice.local.batch.errors import ClientException
@@ -307,13 +307,13 @@ def _check_compute_resources(resources: Any) -> dict[str, Any]:
     min_vcpus = resources.get("minvCpus", 0) or 0
     if min_vcpus < 0 or min_vcpus > max_vcpus:
         raise ClientException("computeResources.minvCpus must be between 0 and maxvCpus")
-    return resources
+    return cast(dict[str, Any], resources)
 
 
 def _state(value: Any) -> str:
     if value not in (ENABLED, DISABLED):
         raise ClientException(f"state {value} must be one of ENABLED | DISABLED")
-    return value
+    return cast(str, value)
 
 
 def _priority(value: Any) -> int:

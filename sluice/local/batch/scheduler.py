@@ -20,7 +20,6 @@ from collections.abc import Callable
 from typing import Any
 
 from sluice.local.batch.errors import ClientException
-from sluice.local.batch.events import EventDispatcher
 from sluice.local.batch.models import (
     ENABLED,
     FAILED,
@@ -40,10 +39,11 @@ from sluice.local.batch.models import (
 )
 from sluice.local.batch.registry import Registry
 from sluice.local.batch.render import job_detail
+from sluice.local.batch.statechange import EventDispatcher
 from sluice.local.batch.submission import N_TO_N, OVERRIDES_TOO_LONG, SEQUENTIAL, Dependency, build_submission
 
 # Status reasons. The first three are AWS's own strings; the others are ND and chosen to read
-# like AWS's (AWS-FACTS §1).
+# like AWS's (docs/aws-behaviour.md#batch-job-states).
 ESSENTIAL_CONTAINER_EXITED = "Essential container in task exited"
 TIMEOUT_REASON = "Job attempt duration exceeded timeout"
 DEPENDENCY_FAILED = "Dependent Job failed"
@@ -289,6 +289,7 @@ class Scheduler:
         sequential = any(d.kind == SEQUENTIAL for d in dependencies)
         failed_children = set()
         for child in children:
+            assert child.index is not None  # array children are created with an index just above
             child.waiting = gate
             for array in n_to_n:
                 assert array is not None
@@ -366,7 +367,7 @@ class Scheduler:
                     self._dependency_failed(dependent, work)
 
     def _array_outcome(self, parent: Job) -> tuple[Job, str, str | None]:
-        """A parent succeeds when every child did, and fails when any child failed (ND: AWS-FACTS §3)."""
+        """A parent succeeds when every child did, and fails when any child failed (ND: docs/aws-behaviour.md#batch-array-jobs)."""
         assert parent.summary is not None
         if parent.cancel_reason:
             return parent, FAILED, self._cancelled(parent)

@@ -12,7 +12,7 @@ import copy
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from sluice.local.batch import validation
 from sluice.local.batch.errors import ClientException
@@ -143,7 +143,7 @@ def _required(request: dict[str, Any], key: str) -> str:
     value = request.get(key)
     if not value:
         raise ClientException(f"{key} must be provided")
-    return value
+    return cast(str, value)
 
 
 def _merge_environment(

@@ -1,7 +1,7 @@
 """Request checks Batch makes before it accepts a resource or a job.
 
 Messages quoted from AWS where one was observed (noted inline); the others are plausible
-wordings because AWS does not document them (ND in /work/shared/AWS-FACTS.md).
+wordings because AWS does not document them (ND: docs/aws-behaviour.md#batch-submission-and-queues).
 """
 
 from __future__ import annotations

@@ -4,8 +4,8 @@
 >>> stack.outputs["InputBucketName"]
 """
 
-from .deployer import deploy_template, deployed_stacks, supported_types
-from .errors import DeployError
-from .model import Created, DeployedStack
+from sluice.local.deploy.deployer import deploy_template, deployed_stacks, supported_types
+from sluice.local.deploy.errors import DeployError
+from sluice.local.deploy.model import Created, DeployedStack
 
 __all__ = ["Created", "DeployError", "DeployedStack", "deploy_template", "deployed_stacks", "supported_types"]

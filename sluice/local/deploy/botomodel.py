@@ -14,12 +14,12 @@ from __future__ import annotations
 import json
 import logging
 from functools import cache
-from typing import Any
+from typing import Any, cast
 
 import botocore.session
 from botocore.model import ListShape, MapShape, OperationModel, Shape, StructureShape
 
-from .errors import DeployError
+from sluice.local.deploy.errors import DeployError
 
 log = logging.getLogger(__name__)
 
@@ -38,12 +38,12 @@ def _member_for(shape: StructureShape, key: str) -> str | None:
     lowered = key.lower()
     for name in shape.members:
         if name.lower() == lowered:
-            return name
+            return cast(str, name)
     # CloudFormation's generic tag {Key, Value} against KMS's {TagKey, TagValue}.
     if lowered in ("key", "value"):
         for name in shape.members:
             if name.lower().endswith(lowered):
-                return name
+                return cast(str, name)
     return None
 
 

@@ -11,17 +11,17 @@ import json
 import logging
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from .cfnyaml import load_template
-from .creators import CREATORS, CreateContext
-from .errors import DeployError
-from .intrinsics import NO_VALUE, Evaluator
-from .model import Created, DeployedStack
-from .parameters import partition_for, pseudo_parameters, resolve_parameters
-from .sam import apply_transforms
+from sluice.local.deploy.cfnyaml import load_template
+from sluice.local.deploy.creators import CREATORS, CreateContext
+from sluice.local.deploy.errors import DeployError
+from sluice.local.deploy.intrinsics import NO_VALUE, Evaluator
+from sluice.local.deploy.model import Created, DeployedStack
+from sluice.local.deploy.parameters import partition_for, pseudo_parameters, resolve_parameters
+from sluice.local.deploy.sam import apply_transforms
 
 log = logging.getLogger("sluice.local.deploy")
 
@@ -111,7 +111,7 @@ class _Deployment:
 
     def _ssm_lookup(self, name: str) -> str:
         try:
-            return self.ctx.client("ssm").get_parameter(Name=name)["Parameter"]["Value"]
+            return cast(str, self.ctx.client("ssm").get_parameter(Name=name)["Parameter"]["Value"])
         except ClientError as exc:
             raise DeployError("Parameters", f"SSM parameter {name} cannot be read: {exc}") from exc
 

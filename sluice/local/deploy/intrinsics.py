@@ -12,10 +12,10 @@ import ipaddress
 import json
 import re
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, cast
 
-from .errors import DeployError
-from .model import Created
+from sluice.local.deploy.errors import DeployError
+from sluice.local.deploy.model import Created
 
 
 class _NoValue:
@@ -111,7 +111,7 @@ class Evaluator:
             if not isinstance(args, list) or len(args) != 2:
                 raise DeployError(where, "Template error: Fn::Equals takes a list of two values")
             left, right = (self.evaluate(arg, where) for arg in args)
-            return self._normalise(left) == self._normalise(right)
+            return cast(bool, self._normalise(left) == self._normalise(right))
         if func == "Fn::Not":
             if not isinstance(args, list) or len(args) != 1:
                 raise DeployError(where, "Template error: Fn::Not takes a list of one condition")

@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from .errors import DeployError
+from sluice.local.deploy.errors import DeployError
 
 WHERE = "Parameters"
 

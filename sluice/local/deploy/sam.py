@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import copy
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 import boto3
 from samtranslator.internal.managed_policies import get_bundled_managed_policy_map
@@ -23,7 +23,7 @@ from samtranslator.model.exceptions import ExceptionWithMessage, InvalidDocument
 from samtranslator.parser.parser import Parser
 from samtranslator.translator.translator import Translator
 
-from .errors import DeployError
+from sluice.local.deploy.errors import DeployError
 
 SAM_TRANSFORM = "AWS::Serverless-2016-10-31"
 # Transforms whose effect the deployer provides itself (Fn::Length, Fn::ToJsonString,
@@ -51,7 +51,7 @@ def transforms_of(template: dict[str, Any]) -> list[str]:
     return [declared] if isinstance(declared, str) else list(declared)
 
 
-def _is_local(value: Any) -> bool:
+def _is_local(value: Any) -> TypeGuard[str]:
     return isinstance(value, str) and not value.startswith("s3://")
 
 
@@ -113,7 +113,7 @@ def apply_transforms(
         None, Parser(), boto_session=boto3.session.Session(region_name=region), metrics=metrics
     )
     try:
-        translated = translator.translate(
+        translated: dict[str, Any] = translator.translate(
             template,
             parameter_values=dict(parameter_values),
             passthrough_metadata=True,

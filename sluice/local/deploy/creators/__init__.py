@@ -2,8 +2,22 @@
 
 from __future__ import annotations
 
-from . import awslambda, batch, ec2, ecr, events, iam, kms, logs, s3, sns, sqs, ssm, stepfunctions
-from .base import CreateContext, Creator
+from sluice.local.deploy.creators import (
+    awslambda,
+    batch,
+    ec2,
+    ecr,
+    events,
+    iam,
+    kms,
+    logs,
+    s3,
+    sns,
+    sqs,
+    ssm,
+    stepfunctions,
+)
+from sluice.local.deploy.creators.base import CreateContext, Creator
 
 CREATORS: dict[str, Creator] = {
     **s3.CREATORS,

@@ -12,11 +12,11 @@ import io
 import os
 import zipfile
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-from ..errors import DeployError
-from ..model import Created
-from .base import CreateContext, Creator
+from sluice.local.deploy.creators.base import CreateContext, Creator
+from sluice.local.deploy.errors import DeployError
+from sluice.local.deploy.model import Created
 
 _SKIP_DIRS = {"__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache", ".aws-sam"}
 
@@ -67,7 +67,7 @@ def code_zip(ctx: CreateContext, logical_id: str, code: Any, runtime: str) -> by
             Key=code["S3Key"],
             **({"VersionId": code["S3ObjectVersion"]} if "S3ObjectVersion" in code else {}),
         )
-        return obj["Body"].read()
+        return cast(bytes, obj["Body"].read())
     raise DeployError(logical_id, f"Code {code!r} is not supported locally (container images cannot run)")
 
 

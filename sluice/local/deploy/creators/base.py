@@ -7,15 +7,15 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import boto3
 from botocore import xform_name
 from botocore.client import BaseClient
 from botocore.config import Config
 
-from ..botomodel import request_for
-from ..model import Created, generated_name
+from sluice.local.deploy.botomodel import request_for
+from sluice.local.deploy.model import Created, generated_name
 
 log = logging.getLogger("sluice.local.deploy")
 
@@ -88,7 +88,7 @@ class CreateContext:
         )
         if unmapped:
             self.warn(logical_id, f"properties not applied locally (no {operation} member): {unmapped}")
-        return getattr(self.client(service), xform_name(operation))(**request)
+        return cast(dict[str, Any], getattr(self.client(service), xform_name(operation))(**request))
 
 
 Creator = Callable[[CreateContext, str, dict[str, Any]], Created]

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..model import Created
-from .base import CreateContext, Creator
+from sluice.local.deploy.creators.base import CreateContext, Creator
+from sluice.local.deploy.model import Created
 
 # CloudFormation-only update controls with no API member.
 _CFN_ONLY = {"ReplaceComputeEnvironment", "UpdatePolicy", "ResourceRetentionPolicy"}

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..model import Created
-from .base import CreateContext, Creator, is_true
+from sluice.local.deploy.creators.base import CreateContext, Creator, is_true
+from sluice.local.deploy.model import Created
 
 
 def _tag_specs(resource_type: str, props: dict[str, Any]) -> dict[str, Any]:

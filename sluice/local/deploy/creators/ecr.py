@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..model import Created
-from .base import CreateContext, Creator, as_json
+from sluice.local.deploy.creators.base import CreateContext, Creator, as_json
+from sluice.local.deploy.model import Created
 
 
 def create_repository(ctx: CreateContext, logical_id: str, props: dict[str, Any]) -> Created:

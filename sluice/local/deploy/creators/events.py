@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..botomodel import translate_value
-from ..errors import DeployError
-from ..model import Created
-from .base import CreateContext, Creator
+from sluice.local.deploy.botomodel import translate_value
+from sluice.local.deploy.creators.base import CreateContext, Creator
+from sluice.local.deploy.errors import DeployError
+from sluice.local.deploy.model import Created
 
 
 def _bus_name(bus: str | None) -> str | None:

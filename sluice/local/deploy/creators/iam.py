@@ -12,8 +12,8 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from ..model import Created
-from .base import CreateContext, Creator, as_json
+from sluice.local.deploy.creators.base import CreateContext, Creator, as_json
+from sluice.local.deploy.model import Created
 
 
 def _policy_json(document: Any) -> str:

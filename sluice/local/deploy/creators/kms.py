@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..model import Created
-from .base import CreateContext, Creator, is_true
+from sluice.local.deploy.creators.base import CreateContext, Creator, is_true
+from sluice.local.deploy.model import Created
 
 
 def create_key(ctx: CreateContext, logical_id: str, props: dict[str, Any]) -> Created:

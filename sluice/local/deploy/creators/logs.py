@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..model import Created
-from .base import CreateContext, Creator
+from sluice.local.deploy.creators.base import CreateContext, Creator
+from sluice.local.deploy.model import Created
 
 
 def create_log_group(ctx: CreateContext, logical_id: str, props: dict[str, Any]) -> Created:

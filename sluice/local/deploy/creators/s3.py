@@ -13,9 +13,9 @@ from typing import Any
 from botocore import xform_name
 from botocore.exceptions import ClientError
 
-from ..botomodel import translate_value
-from ..model import Created
-from .base import CreateContext, Creator, as_json, is_true
+from sluice.local.deploy.botomodel import translate_value
+from sluice.local.deploy.creators.base import CreateContext, Creator, as_json, is_true
+from sluice.local.deploy.model import Created
 
 _HANDLED = {
     "BucketName",

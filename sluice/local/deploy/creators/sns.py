@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..model import Created
-from .base import CreateContext, Creator, as_json, attribute_text, is_true
+from sluice.local.deploy.creators.base import CreateContext, Creator, as_json, attribute_text, is_true
+from sluice.local.deploy.model import Created
 
 # CloudFormation properties that are SNS topic attributes of the same name.
 _TOPIC_ATTRIBUTES = (

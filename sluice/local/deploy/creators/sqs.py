@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlparse
 
-from ..model import Created
-from .base import CreateContext, Creator, as_json, attribute_text, is_true
+from sluice.local.deploy.creators.base import CreateContext, Creator, as_json, attribute_text, is_true
+from sluice.local.deploy.model import Created
 
 
 def create_queue(ctx: CreateContext, logical_id: str, props: dict[str, Any]) -> Created:

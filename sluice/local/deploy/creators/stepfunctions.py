@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import yaml
 
-from ..errors import DeployError
-from ..model import Created
-from .base import CreateContext, Creator, attribute_text
+from sluice.local.deploy.creators.base import CreateContext, Creator, attribute_text
+from sluice.local.deploy.errors import DeployError
+from sluice.local.deploy.model import Created
 
 _DEFINITION_PROPS = {"Definition", "DefinitionString", "DefinitionS3Location", "DefinitionSubstitutions"}
 
@@ -34,7 +34,7 @@ def _definition_text(ctx: CreateContext, logical_id: str, props: dict[str, Any])
     if isinstance(location, dict):
         extra = {"VersionId": location["Version"]} if "Version" in location else {}
         body = ctx.client("s3").get_object(Bucket=location["Bucket"], Key=location["Key"], **extra)["Body"]
-        return body.read().decode()
+        return cast(str, body.read().decode())
     raise DeployError(
         logical_id, "a state machine needs Definition, DefinitionString or DefinitionS3Location"
     )

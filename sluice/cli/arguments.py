@@ -1,0 +1,149 @@
+"""The `sluice` argument parser and the argument helpers the commands share."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from sluice.aws import Clients
+from sluice.cli.exits import UsageError
+from sluice.stack import DEFAULT_STACK, load_outputs
+
+DESCRIPTION = """The `sluice` command line: run the pipeline locally in one command, or drive a deployed stack.
+
+Exit codes: 0 ok; 1 the pipeline/execution failed; 2 usage or input error; 130 interrupted.
+"""
+
+
+def parse_options(value: str | None) -> dict[str, Any]:
+    """`--options` takes JSON or @file.json."""
+    if not value:
+        return {}
+    text = value
+    if value.startswith("@"):
+        path = Path(value[1:])
+        if not path.is_file():
+            raise UsageError(f"options file {path} does not exist")
+        text = path.read_text()
+    try:
+        options = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise UsageError(f"--options is not valid JSON: {error.msg} at position {error.pos}") from error
+    if not isinstance(options, dict):
+        raise UsageError("--options must be a JSON object")
+    return options
+
+
+def existing_file(value: str) -> Path:
+    path = Path(value)
+    if not path.is_file():
+        raise argparse.ArgumentTypeError(f"{value} is not a file")
+    return path
+
+
+def fraction(value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value} is not a number") from None
+    if not 0.0 <= number <= 1.0:
+        raise argparse.ArgumentTypeError("must be between 0 and 1")
+    return number
+
+
+def add_reclaim_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--spot-reclaim",
+        type=fraction,
+        default=os.environ.get("SLUICE_SPOT_RECLAIM", "0"),  # argparse applies `type` to string defaults
+        metavar="FRACTION",
+        help="reclaim this share of job attempts the way Spot does (default $SLUICE_SPOT_RECLAIM or 0)",
+    )
+
+
+def add_target_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--endpoint-url", help="AWS endpoint (the local cloud's); default $AWS_ENDPOINT_URL or AWS"
+    )
+    parser.add_argument(
+        "--stack", default=DEFAULT_STACK, help=f"stack whose Outputs name things (default {DEFAULT_STACK})"
+    )
+    parser.add_argument("--region", help="AWS region (default from the environment, else us-east-1)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="sluice", description=DESCRIPTION, formatter_class=argparse.RawTextHelpFormatter
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    demo = commands.add_parser("demo", help="run the whole pipeline on generated data on the local cloud")
+    demo.add_argument("--rows", type=int, default=1_000_000, help="rows of sample data (default 1000000)")
+    demo.add_argument(
+        "--out", type=Path, help="where to write results and the report (default ./sluice-out/<run>)"
+    )
+
+    local = commands.add_parser("local", help="the local cloud")
+    local_commands = local.add_subparsers(dest="local_command", metavar="LOCAL_COMMAND")
+    up = local_commands.add_parser(
+        "up", help="start the local cloud in the foreground and deploy template.yaml"
+    )
+    up.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: a free one)")
+    add_reclaim_argument(up)
+    run = local_commands.add_parser("run", help="one shot: start, deploy, upload FILE, wait, download, stop")
+    run.add_argument("file", type=existing_file, metavar="FILE")
+    run.add_argument("--options", help="aggregation options as JSON or @file.json")
+    run.add_argument("--out", type=Path, help="output directory (default ./sluice-out/<run-id>/)")
+    add_reclaim_argument(run)
+
+    drop = commands.add_parser("drop", help="upload FILE to the input bucket (the trigger starts a run)")
+    drop.add_argument("file", type=existing_file, metavar="FILE")
+    drop.add_argument("--key", help="object key (default <InputPrefix><file name>)")
+    add_target_arguments(drop)
+
+    start = commands.add_parser("run", help="start an execution by hand for an object already in S3")
+    start.add_argument("uri", metavar="s3://BUCKET/KEY")
+    start.add_argument("--options", help="aggregation options as JSON or @file.json")
+    start.add_argument("--no-wait", action="store_true", help="print the execution ARN and return")
+    add_target_arguments(start)
+
+    status = commands.add_parser("status", help="recent executions, or one execution's jobs")
+    status.add_argument("execution", nargs="?", help="execution name or ARN")
+    add_target_arguments(status)
+
+    logs = commands.add_parser("logs", help="a job's log lines from CloudWatch Logs")
+    logs.add_argument("job_id", metavar="JOB_ID")
+    logs.add_argument("--follow", action="store_true", help="keep printing new lines until the job ends")
+    add_target_arguments(logs)
+
+    notes = commands.add_parser("notifications", help="notifications the local cloud delivered")
+    notes.add_argument("--outbox", type=Path, help="outbox file (default .sluice/local/outbox.jsonl)")
+
+    report = commands.add_parser("report", help="write the HTML run report of an execution")
+    report.add_argument("execution", help="execution name or ARN")
+    report.add_argument("--out", type=Path, help="report file (default ./sluice-out/<run>/report.html)")
+    add_target_arguments(report)
+
+    sample = commands.add_parser("sample-data", help="generate deterministic sample transactions")
+    sample.add_argument(
+        "out", type=Path, metavar="OUT", help="file to write (.csv, .tsv, .jsonl, .parquet, +.gz)"
+    )
+    sample.add_argument("--rows", type=int, required=True)
+    sample.add_argument("--seed", type=int, default=7)
+    return parser
+
+
+def clients_for(args: argparse.Namespace) -> Clients:
+    return Clients(endpoint_url=getattr(args, "endpoint_url", None), region=getattr(args, "region", None))
+
+
+def outputs_for(args: argparse.Namespace) -> Any:
+    return load_outputs(clients_for(args).cloudformation, args.stack)
+
+
+def elapsed_since(start: float) -> str:
+    return f"{time.monotonic() - start:.1f}s"

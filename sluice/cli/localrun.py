@@ -1,0 +1,199 @@
+"""One-command runs on the local cloud: `sluice demo`, `sluice local run`, `sluice local up`."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import signal
+import sys
+import tempfile
+import threading
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+from sluice.aws import Clients
+from sluice.runs.collect import build_report_data
+from sluice.runs.follow import watch
+from sluice.runs.report import write_report
+from sluice.runs.start import drop_file, find_execution_for
+from sluice.stack import DEFAULT_STACK, StackOutputs, load_outputs
+
+EXIT_OK, EXIT_FAILED = 0, 1
+RESULT_PREVIEW_ROWS = 15
+# Small shards locally so even the demo's file fans out into a real array job.
+LOCAL_PARAMETERS = {"ShardTargetMb": "2", "EnvironmentName": "dev"}
+# The demo's file is small enough for one machine yet split in several shards, so the transform
+# runs as an array job people can watch.
+DEMO_OPTIONS = {"shard_target_mb": 0.5}
+
+
+def project_root() -> Path:
+    """The checkout holding template.yaml: $SLUICE_PROJECT_ROOT, the current directory, or the package's."""
+    candidates = [
+        os.environ.get("SLUICE_PROJECT_ROOT"),
+        os.getcwd(),
+        str(Path(__file__).resolve().parents[1]),
+    ]
+    for candidate in candidates:
+        if candidate and (Path(candidate) / "template.yaml").is_file():
+            return Path(candidate)
+    raise FileNotFoundError(
+        "template.yaml not found: run from the Sluice checkout or set SLUICE_PROJECT_ROOT"
+    )
+
+
+def register_stack(cloudformation: Any, stack: Any, stack_name: str = DEFAULT_STACK) -> None:
+    """Record the deployed stack's Outputs in CloudFormation, so every client resolves names the way it
+    does on AWS (DescribeStacks). The resources themselves were created by the local deployer."""
+    template = {
+        "Resources": {"DeployedLocally": {"Type": "AWS::CloudFormation::WaitConditionHandle"}},
+        "Outputs": {key: {"Value": value} for key, value in stack.outputs.items()},
+    }
+    with warnings.catch_warnings():
+        # moto warns that it does not model WaitConditionHandle; it is only a placeholder here.
+        warnings.simplefilter("ignore")
+        cloudformation.create_stack(StackName=stack_name, TemplateBody=json.dumps(template))
+
+
+def start_and_deploy(cloud: Any, overrides: dict[str, str] | None = None) -> StackOutputs:
+    root = project_root()
+    stack = cloud.deploy(root / "template.yaml", {**LOCAL_PARAMETERS, **(overrides or {})})
+    for logical_id, resource_type in getattr(stack, "not_emulated", []):
+        print(f"  not emulated locally: {logical_id} ({resource_type})", file=sys.stderr)
+    register_stack(cloud.client("cloudformation"), stack)
+    return load_outputs(cloud.client("cloudformation"), DEFAULT_STACK)
+
+
+def new_cloud(port: int = 0, spot_reclaim: float = 0.0, state_dir: Path | None = None) -> Any:
+    from sluice.local.cloud import LocalCloud
+
+    return LocalCloud(
+        port, project_root=project_root(), state_dir=state_dir, spot_reclaim_fraction=spot_reclaim
+    )
+
+
+def download_prefix(clients: Clients, bucket: str, prefix: str, directory: Path) -> list[Path]:
+    written: list[Path] = []
+    for page in clients.s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        for item in page.get("Contents", []):
+            target = directory / item["Key"][len(prefix) :]
+            target.parent.mkdir(parents=True, exist_ok=True)
+            clients.s3.download_file(bucket, item["Key"], str(target))
+            written.append(target)
+    return written
+
+
+def print_result_table(csv_path: Path) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    with csv_path.open(newline="", encoding="utf-8") as handle:
+        rows = list(csv.reader(io.StringIO(handle.read())))
+    if not rows:
+        return
+    table = Table(
+        title=f"result ({len(rows) - 1} groups, first {min(RESULT_PREVIEW_ROWS, len(rows) - 1)} shown)"
+    )
+    for column in rows[0]:
+        table.add_column(column)
+    for row in rows[1 : RESULT_PREVIEW_ROWS + 1]:
+        table.add_row(*[_short(value) for value in row])
+    # Wide enough for the metric columns even when stdout is not a terminal (rich assumes 80).
+    Console(width=max(Console().width, 140)).print(table)
+
+
+def _short(value: str) -> str:
+    try:
+        number = float(value)
+    except ValueError:
+        return value
+    return value if number.is_integer() and "." not in value else f"{number:,.2f}"
+
+
+def run_file(
+    cloud: Any, outputs: StackOutputs, path: Path, options: dict[str, Any], out_dir: Path | None
+) -> int:
+    """Upload like a producer, follow the execution the trigger starts, and collect everything."""
+    clients = Clients(endpoint_url=cloud.endpoint_url)
+    started = time.monotonic()
+    key, head = drop_file(clients, outputs, path, None, options)
+    print(f"uploaded {path} to s3://{outputs.input_bucket}/{key}")
+    arn = find_execution_for(clients, outputs, key, head)
+    print(f"execution {arn.rsplit(':', 1)[-1]} started")
+    final = watch(clients, arn)
+    wall = time.monotonic() - started
+    data = build_report_data(clients, outputs, arn)
+    directory = out_dir or Path("sluice-out") / data.run.name
+    directory.mkdir(parents=True, exist_ok=True)
+    prefix = ((data.run.output or {}).get("output") or {}).get("prefix")
+    files = download_prefix(clients, outputs.output_bucket, prefix, directory / "output") if prefix else []
+    notifications = cloud.notifications()
+    with (directory / "notifications.jsonl").open("w", encoding="utf-8") as handle:
+        for note in notifications:
+            handle.write(json.dumps(note) + "\n")
+    report = write_report(data, directory)
+    print(f"\nexecution {final['status']} in {wall:.1f}s (upload to end)")
+    result_csv = directory / "output" / "result.csv"
+    if result_csv.exists():
+        print_result_table(result_csv)
+    print(
+        f"output:        s3://{outputs.output_bucket}/{prefix or '-'} -> {directory / 'output'} ({len(files)} files)"
+    )
+    print(f"report:        {report}")
+    print(f"timeline:      {directory / 'timeline.png'}")
+    print(f"notifications: {directory / 'notifications.jsonl'} ({len(notifications)})")
+    for note in notifications:
+        print(f"  - {note.get('subject') or ''} {note.get('message', '')[:200]}".rstrip())
+    return EXIT_OK if final["status"] == "SUCCEEDED" else EXIT_FAILED
+
+
+def local_run(path: Path, *, options: dict[str, Any], out_dir: Path | None, spot_reclaim: float = 0.0) -> int:
+    with tempfile.TemporaryDirectory(prefix="sluice-local-") as state:
+        with new_cloud(spot_reclaim=spot_reclaim, state_dir=Path(state)) as cloud:
+            print(f"local cloud at {cloud.endpoint_url}")
+            outputs = start_and_deploy(cloud)
+            return run_file(cloud, outputs, path, options, out_dir)
+
+
+def run_demo(rows: int, out_dir: Path | None) -> int:
+    from sluice import sampledata
+
+    with tempfile.TemporaryDirectory(prefix="sluice-demo-") as scratch:
+        data = Path(scratch) / "transactions.csv"
+        started = time.monotonic()
+        sampledata.generate(data, rows=rows, seed=7)
+        size_mb = data.stat().st_size / 1e6
+        print(
+            f"generated {rows:,} sample transactions ({size_mb:.1f} MB) in {time.monotonic() - started:.1f}s"
+        )
+        with new_cloud(state_dir=Path(scratch) / "cloud") as cloud:
+            print(f"local cloud at {cloud.endpoint_url}; deploying template.yaml")
+            outputs = start_and_deploy(cloud)
+            return run_file(cloud, outputs, data, DEMO_OPTIONS, out_dir)
+
+
+def local_up(port: int = 0, spot_reclaim: float = 0.0) -> int:
+    """Serve until Ctrl-C; print the endpoint only once it answers requests."""
+    state = Path(".sluice/local")
+    state.mkdir(parents=True, exist_ok=True)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    with new_cloud(port=port, spot_reclaim=spot_reclaim, state_dir=state) as cloud:
+        outputs = start_and_deploy(cloud)
+        print(f"Sluice local cloud ready at {cloud.endpoint_url}")
+        print(
+            f"export AWS_ENDPOINT_URL={cloud.endpoint_url} AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing"
+        )
+        print(f"input bucket: s3://{outputs.input_bucket}/{outputs.input_prefix}")
+        print(f"notifications: {cloud.outbox_path}")
+        sys.stdout.flush()
+        try:
+            stop.wait()
+        except KeyboardInterrupt:
+            pass
+    print("local cloud stopped")
+    return EXIT_OK

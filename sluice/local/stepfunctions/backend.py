@@ -1,0 +1,459 @@
+"""Corrections and additions to moto 5.2.5's Step Functions interpreter (execute_state_machine).
+
+1. Service-integration casing (moto issue 10076). Step Functions' optimized integrations
+   take and return PascalCase members (https://docs.aws.amazon.com/step-functions/latest/dg/connect-batch.html),
+   and moto's port of LocalStack's interpreter calls `_normalise_parameters` /
+   `_normalise_response` to convert through the botocore model, but left both empty. So
+   boto3 receives `JobName` where Batch wants `jobName`, the `.sync` resolvers read `JobId` /
+   `ExecutionArn` from camelCase responses, and aws-sdk:s3:getObject returns `Body` as a stream
+   instead of text. Both directions are implemented here, for every integration, from the
+   botocore service model: nested members are renamed by shape
+   (ContainerOverrides.Environment[].Name -> name, ArrayProperties.Size -> size), map keys
+   (Parameters, Tags) are left alone because they are user data, streaming bodies become
+   strings and dates epoch milliseconds.
+2. `.sync` completion. moto polls DescribeJobs every 0.5 s; here the resolver wakes as soon as
+   a `Batch Job State Change` event for the job passes through the local EventBridge (see
+   `notify_batch_event`), polling every `SYNC_FALLBACK_POLL_SECONDS` otherwise.
+3. When an execution ends (stopped, failed, timed out) while a `.sync` Batch job it started
+   is still running, the job is terminated (batch:TerminateJob), as the IAM policy Step
+   Functions requires for `.sync` Batch tasks implies
+   (https://docs.aws.amazon.com/step-functions/latest/dg/batch-iam.html).
+4. `Step Functions Execution Status Change` events (source aws.states) for Standard workflows,
+   emitted from moto's execution thread when an execution starts and when it ends
+   (https://docs.aws.amazon.com/step-functions/latest/dg/cw-events.html).
+5. Where moto re-raises an error by name (a Parallel branch's or Map iteration's error, a
+   Fail state's Error/ErrorPath) it builds a `CustomErrorName`, which refuses the `States.`
+   prefix, so re-raising e.g. States.TaskFailed from a `.sync` job fails with States.Runtime
+   instead. Here the original error name is kept
+   (https://docs.aws.amazon.com/step-functions/latest/dg/concepts-error-handling.html).
+6. StopExecution's `error` and `cause`: moto's handler drops them (it stops the execution with
+   empty strings) and never copies a stop's error and cause onto the execution, so
+   DescribeExecution and the ABORTED status change event say nothing about why the run was
+   stopped. AWS records them (API_StopExecution, API_ExecutionAbortedEventDetails) and
+   DescribeExecution returns them; here both are kept.
+7. An execution moto has registered but not yet started has no status, so a ListExecutions or
+   DescribeExecution racing StartExecution answers HTTP 500; it reads as RUNNING, as on AWS.
+8. StopExecution right after StartExecution reaches the worker before its thread has built the
+   program environment and fails (HTTP 500); the stop now waits, briefly, for it to exist.
+
+`install(emit, hold)` applies all of it to moto's classes (process-wide, like moto's
+backends); `uninstall()` restores moto's own methods; `suspended()` is moto as shipped for a
+while (tests check each gap still exists). `stop_running_executions()` aborts what still runs
+when the local cloud stops.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import functools
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import botocore.session
+from botocore import xform_name
+from botocore.exceptions import UnknownServiceError
+from moto.core.responses import ActionResult
+from moto.stepfunctions.parser.asl.component.common.error_name.custom_error_name import CustomErrorName
+from moto.stepfunctions.parser.asl.component.common.error_name.error_name import ErrorName
+from moto.stepfunctions.parser.asl.component.common.error_name.failure_event import FailureEventException
+from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name import StatesErrorName
+from moto.stepfunctions.parser.asl.component.state.exec.state_map.iteration import iteration_worker
+from moto.stepfunctions.parser.asl.component.state.exec.state_parallel import branches_decl
+from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
+    state_task_service as service_module,
+)
+from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
+    state_task_service_batch as batch_module,
+)
+from moto.stepfunctions.parser.asl.component.state.fail import state_fail
+from moto.stepfunctions.parser.asl.eval.program_state import ProgramStopped
+from moto.stepfunctions.parser.asl.utils.boto_client import boto_client_for
+from moto.stepfunctions.parser.asl.utils.encoding import to_json_str
+from moto.stepfunctions.parser.backend import execution as execution_module
+from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
+from moto.stepfunctions.parser.models import stepfunctions_parser_backends
+from moto.stepfunctions.parser.utils import TMP_THREADS
+from moto.stepfunctions.responses import StepFunctionResponse
+
+from sluice.local.events.backend import iso_time
+
+log = logging.getLogger(__name__)
+
+StateTaskService = service_module.StateTaskService
+StateTaskServiceBatch = batch_module.StateTaskServiceBatch
+Execution = execution_module.Execution
+SyncExecution = execution_module.SyncExecution
+WorkerCommunication = execution_module.BaseExecutionWorkerCommunication
+
+# (entry, region, account_id) -> None; an entry is a PutEvents request entry.
+EventEmitter = Callable[[dict[str, Any], str, str], None]
+# Context manager counting enclosed work as pending EventBridge delivery (EventDelivery.pending).
+PendingHold = Callable[[], contextlib.AbstractContextManager[None]]
+
+SYNC_FALLBACK_POLL_SECONDS = 0.25
+# "If the combined escaped input and escaped output sent to EventBridge exceeds 248KB, then
+# the input will be excluded. Similarly, if the escaped output exceeds 248KB, then the output
+# will be excluded." https://docs.aws.amazon.com/step-functions/latest/dg/cw-events.html
+_EVENT_PAYLOAD_LIMIT = 248 * 1024
+
+
+# -- 1. casing through the botocore service model ---------------------------------------
+
+_botocore = botocore.session.get_session()
+_models_lock = threading.Lock()
+
+
+@functools.cache
+def _service_operations(service: str) -> tuple[Any, dict[str, str]] | None:
+    """botocore ServiceModel of `service` and its operations by snake_case name."""
+    with _models_lock:
+        try:
+            model = _botocore.get_service_model(service)
+        except UnknownServiceError:
+            return None
+    return model, {xform_name(name): name for name in model.operation_names}
+
+
+def _operation(task: Any, boto_service_name: str | None, service_action_name: str | None) -> Any:
+    """botocore OperationModel of a task's integration (`submitJob`, `describe_jobs`, ...)."""
+    found = _service_operations(task._get_boto_service_name(boto_service_name))
+    if found is None:
+        return None
+    model, operations = found
+    name = operations.get(xform_name(service_action_name or task.resource.api_action))
+    return model.operation_model(name) if name else None
+
+
+def _normalise_parameters(
+    self: Any,
+    parameters: dict[str, Any],
+    boto_service_name: str | None = None,
+    service_action_name: str | None = None,
+) -> None:
+    operation = _operation(self, boto_service_name, service_action_name)
+    if operation is not None and operation.input_shape is not None:
+        self._to_boto_request(parameters, operation.input_shape)
+
+
+def _epoch_ms_dates(value: Any) -> Any:
+    """botocore's datetimes as epoch milliseconds, as Step Functions' integrations return dates
+    (e.g. StartDate of states:startExecution.sync); raw datetimes break moto's DescribeExecution."""
+    if isinstance(value, dt.datetime):
+        return int(value.timestamp() * 1000)
+    if isinstance(value, dict):
+        for key, item in value.items():
+            value[key] = _epoch_ms_dates(item)
+    elif isinstance(value, list):
+        value[:] = [_epoch_ms_dates(item) for item in value]
+    return value
+
+
+def _normalise_response(
+    self: Any, response: Any, boto_service_name: str | None = None, service_action_name: str | None = None
+) -> None:
+    operation = _operation(self, boto_service_name, service_action_name)
+    if operation is not None and operation.output_shape is not None:
+        self._from_boto_response(response, operation.output_shape)
+    _epoch_ms_dates(response)
+
+
+# -- 2./3. .sync waiting and job bookkeeping ---------------------------------------------
+
+
+class _BatchJobWatch:
+    """Versions bumped by Batch job events; `.sync` resolvers wait on them.
+
+    Also remembers which `.sync` jobs each execution is waiting on, so they can be
+    terminated when the execution ends first.
+    """
+
+    def __init__(self) -> None:
+        self._changed = threading.Condition()
+        self._versions: dict[str, int] = {}
+        self._running: dict[str, dict[str, str]] = {}  # execution ARN -> job id -> region
+
+    def version(self, job_id: str) -> int:
+        with self._changed:
+            return self._versions.get(job_id, 0)
+
+    def notify(self, job_id: str) -> None:
+        with self._changed:
+            self._versions[job_id] = self._versions.get(job_id, 0) + 1
+            self._changed.notify_all()
+
+    def wait(self, job_id: str, seen: int, timeout: float) -> None:
+        with self._changed:
+            self._changed.wait_for(lambda: self._versions.get(job_id, 0) != seen, timeout)
+
+    def started(self, execution_arn: str, job_id: str, region: str) -> None:
+        with self._changed:
+            self._running.setdefault(execution_arn, {})[job_id] = region
+
+    def finished(self, execution_arn: str, job_id: str) -> None:
+        with self._changed:
+            self._running.get(execution_arn, {}).pop(job_id, None)
+            self._versions.pop(job_id, None)
+
+    def take_running(self, execution_arn: str) -> dict[str, str]:
+        with self._changed:
+            return self._running.pop(execution_arn, {})
+
+
+_watch = _BatchJobWatch()
+
+
+def notify_batch_event(event: dict[str, Any]) -> None:
+    """EventBridge listener: wake `.sync` resolvers waiting on the job of a Batch event."""
+    if event.get("source") != "aws.batch":
+        return
+    job_id = str((event.get("detail") or {}).get("jobId") or "")
+    if job_id:
+        _watch.notify(job_id)
+        if ":" in job_id:  # an array child; the parent's summary may have changed too
+            _watch.notify(job_id.split(":", 1)[0])
+
+
+def _build_sync_resolver(
+    self: Any,
+    env: Any,
+    resource_runtime_part: Any,
+    normalised_parameters: dict[str, Any],
+    state_credentials: Any,
+) -> Callable[[], Any]:
+    job_id = env.stack[-1]["JobId"]  # the SubmitJob result moto's resolver is about to pop
+    execution_arn = env.states.context_object.context_object_data["Execution"]["Id"]
+    describe = _MOTO[(StateTaskServiceBatch, "_build_sync_resolver")](
+        self, env, resource_runtime_part, normalised_parameters, state_credentials
+    )
+    _watch.started(execution_arn, job_id, resource_runtime_part.region)
+
+    def resolver() -> Any:
+        # Runs until the job ends (moto calls it again only after sleeping 0.5 s).
+        while True:
+            seen = _watch.version(job_id)
+            try:
+                result = describe()
+            except FailureEventException:  # job FAILED: States.TaskFailed, cause = job JSON
+                _watch.finished(execution_arn, job_id)
+                raise
+            if result is not None:
+                _watch.finished(execution_arn, job_id)
+                return result
+            if not env.is_running():
+                return None  # execution stopped or failed elsewhere; the end hook terminates
+            _watch.wait(job_id, seen, SYNC_FALLBACK_POLL_SECONDS)
+
+    return resolver
+
+
+def _terminate_jobs_of(execution: Any) -> None:
+    for job_id, region in _watch.take_running(execution.exec_arn).items():
+        reason = (
+            f"Step Functions execution {execution.exec_arn} ended with status {execution.exec_status.value}"
+        )
+        try:
+            boto_client_for(region=region, service="batch").terminate_job(jobId=job_id, reason=reason[:1024])
+        except Exception:
+            log.exception("terminating Batch job %s of %s failed", job_id, execution.exec_arn)
+
+
+# -- 4. Execution Status Change events ----------------------------------------------------
+
+_emit: EventEmitter | None = None
+_hold: PendingHold = contextlib.nullcontext
+
+
+def _epoch_ms(moment: dt.datetime | None) -> int | None:
+    return None if moment is None else int(moment.timestamp() * 1000)
+
+
+def status_change_detail(execution: Any, status: str) -> dict[str, Any]:
+    """`detail` of a Step Functions Execution Status Change event, as DescribeExecution has it."""
+    input_text = to_json_str(execution.input_data, separators=(",", ":"))
+    output_text = to_json_str(execution.output, separators=(",", ":")) if status == "SUCCEEDED" else None
+    escaped_input = len(json.dumps(input_text))
+    escaped_output = len(json.dumps(output_text)) if output_text is not None else 0
+    output_included = escaped_output <= _EVENT_PAYLOAD_LIMIT
+    input_included = escaped_input + (escaped_output if output_included else 0) <= _EVENT_PAYLOAD_LIMIT
+    return {
+        "executionArn": execution.exec_arn,
+        "stateMachineArn": execution.state_machine.arn,
+        "name": execution.name,
+        "status": status,
+        "startDate": _epoch_ms(execution.start_date),
+        "stopDate": _epoch_ms(execution.stop_date) if status != "RUNNING" else None,
+        "input": input_text if input_included else None,
+        "inputDetails": {"included": input_included},
+        "output": output_text if output_included else None,
+        "outputDetails": {"included": output_included} if output_text is not None else None,
+        "error": execution.error,
+        "cause": execution.cause,
+    }
+
+
+def _emits_events(execution: Any) -> bool:
+    # "Express Workflows do not emit events to EventBridge" (cw-events.html). moto keeps the
+    # real type in `type`; its `sm_type` is always STANDARD.
+    standard = getattr(execution.state_machine, "type", "STANDARD") == "STANDARD"
+    return standard and not isinstance(execution, SyncExecution)
+
+
+def _emit_status(execution: Any, status: str) -> None:
+    if _emit is None or not _emits_events(execution):
+        return
+    moment = execution.stop_date if status != "RUNNING" and execution.stop_date else execution.start_date
+    try:  # runs in moto's execution thread, which must go on whatever happens here
+        entry = {
+            "Source": "aws.states",
+            "DetailType": "Step Functions Execution Status Change",
+            "Detail": json.dumps(status_change_detail(execution, status)),
+            "Resources": [execution.exec_arn],
+            "Time": iso_time(moment),
+        }
+        _emit(entry, execution.region_name, execution.account_id)
+    except Exception:
+        log.exception("emitting status change of %s failed", execution.exec_arn)
+
+
+def _execution_start(self: Any) -> None:
+    _emit_status(self, "RUNNING")  # queued before the worker thread can end the execution
+    _MOTO[(Execution, "start")](self)
+
+
+def _execution_terminated(self: Any) -> None:
+    # DescribeExecution shows the end as soon as moto records it; holding delivery pending
+    # until the event is put means "ended, then wait_idle()" always sees the event.
+    with _hold():
+        _MOTO[(WorkerCommunication, "terminated")](self)  # moto records status, stop date, output, error
+        execution = self.execution
+        _keep_stop_reason(execution)
+        _emit_status(execution, execution.exec_status.value)
+        _terminate_jobs_of(execution)
+
+
+# -- 6. StopExecution's error and cause ----------------------------------------------------
+
+
+def _stop_execution(self: Any) -> Any:
+    """StopExecution handler passing the caller's `error` and `cause` on (moto's passes "")."""
+    execution = self.stepfunction_backend.describe_execution(self._get_param("executionArn"))
+    stop_date = dt.datetime.now(dt.UTC)
+    execution.stop(stop_date=stop_date, error=self._get_param("error"), cause=self._get_param("cause"))
+    return ActionResult({"stopDate": execution.stop_date or stop_date})
+
+
+def _keep_stop_reason(execution: Any) -> None:
+    """Copy a stop's error and cause onto the ABORTED execution (absent when none were given)."""
+    worker = getattr(execution, "exec_worker", None)
+    state = worker.env.program_state() if worker is not None and worker.env is not None else None
+    if isinstance(state, ProgramStopped):
+        execution.error = state.error or None
+        execution.cause = state.cause or None
+
+
+def stop_running_executions(timeout: float) -> int:
+    """Abort every running execution and join moto's execution threads; returns how many
+    threads are still alive after `timeout` seconds."""
+    now = dt.datetime.now(dt.UTC)
+    for account in list(stepfunctions_parser_backends.values()):
+        for backend in list(account.values()):
+            for machine in list(backend.state_machines):
+                for execution in list(machine.executions):
+                    worker = getattr(execution, "exec_worker", None)
+                    if worker is not None and worker.env is not None and worker.env.is_running():
+                        execution.stop(stop_date=now, error=None, cause=None)
+    deadline = time.monotonic() + timeout
+    for thread in list(TMP_THREADS):
+        thread.join(max(0.0, deadline - time.monotonic()))
+    # moto never prunes this list; drop finished threads so it does not grow forever.
+    TMP_THREADS[:] = [thread for thread in TMP_THREADS if thread.is_alive()]
+    return len(TMP_THREADS)
+
+
+# -- 5. States.* errors re-raised by name -------------------------------------------------
+
+
+def _propagated_error_name(error_name: str | None) -> ErrorName:
+    """Stands in for CustomErrorName where moto re-raises an error by its name."""
+    if error_name is not None and error_name.startswith("States."):
+        try:
+            return StatesErrorName.from_name(error_name)
+        except ValueError:
+            pass  # not a States.* name moto knows; let CustomErrorName refuse it as before
+    return CustomErrorName(error_name=error_name)
+
+
+# -- 7. the status of an execution moto has registered but not yet started -----------------
+
+
+def _execution_status(self: Any) -> str:
+    """moto lists an execution before `start()` sets its status, so a concurrent ListExecutions
+    or DescribeExecution fails with AttributeError (HTTP 500). On AWS an execution is RUNNING
+    from the moment StartExecution answers."""
+    return self.exec_status.value if self.exec_status is not None else "RUNNING"
+
+
+# -- 8. StopExecution racing the worker's start -------------------------------------------
+
+WORKER_START_TIMEOUT = 5.0
+
+
+def _worker_stop(self: Any, stop_date: dt.datetime, error: str | None, cause: str | None) -> None:
+    # The worker thread creates `env` as its first step; there is no event to wait on.
+    deadline = time.monotonic() + WORKER_START_TIMEOUT
+    while self.env is None and time.monotonic() < deadline:
+        time.sleep(0.005)
+    _MOTO[(ExecutionWorker, "stop")](self, stop_date, error, cause)
+
+
+# -- install / uninstall ------------------------------------------------------------------
+
+# (class or module, attribute, replacement); modules call `CustomErrorName(...)` by name.
+_PATCHES: list[tuple[Any, str, Callable[..., Any] | property]] = [
+    (StateTaskService, "_normalise_parameters", _normalise_parameters),
+    (StateTaskService, "_normalise_response", _normalise_response),
+    (StateTaskServiceBatch, "_build_sync_resolver", _build_sync_resolver),
+    (Execution, "start", _execution_start),
+    (Execution, "status", property(_execution_status)),
+    (WorkerCommunication, "terminated", _execution_terminated),
+    (branches_decl, "CustomErrorName", _propagated_error_name),
+    (iteration_worker, "CustomErrorName", _propagated_error_name),
+    (state_fail, "CustomErrorName", _propagated_error_name),
+    (StepFunctionResponse, "stop_execution", _stop_execution),
+    (ExecutionWorker, "stop", _worker_stop),
+]
+_MOTO: dict[tuple[Any, str], Any] = {(target, name): getattr(target, name) for target, name, _ in _PATCHES}
+
+
+def install(emit: EventEmitter | None, hold: PendingHold = contextlib.nullcontext) -> None:
+    """Apply the corrections to moto (idempotent) and route status events to `emit`."""
+    global _emit, _hold
+    _emit, _hold = emit, hold
+    for target, name, replacement in _PATCHES:
+        setattr(target, name, replacement)
+
+
+def uninstall() -> None:
+    """Restore moto's own implementations."""
+    global _emit, _hold
+    _emit, _hold = None, contextlib.nullcontext
+    for (target, name), original in _MOTO.items():
+        setattr(target, name, original)
+
+
+@contextlib.contextmanager
+def suspended() -> Iterator[None]:
+    """moto as shipped, for the duration (tests use it to check the gap still exists)."""
+    emit, hold = _emit, _hold
+    installed = StateTaskService._normalise_parameters is _normalise_parameters
+    uninstall()
+    try:
+        yield
+    finally:
+        if installed:
+            install(emit, hold)

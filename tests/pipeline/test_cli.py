@@ -1,0 +1,143 @@
+"""The `sluice` entry point as a user runs it (subprocesses), on the local cloud."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from sluice import sampledata
+from tests.helpers import ROOT
+from tests.pipeline.helpers import Pipeline
+
+pytestmark = [pytest.mark.e2e]
+
+
+def sluice(*args: str, endpoint: str | None = None, timeout: float = 240) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "SLUICE_PROJECT_ROOT": str(ROOT)}
+    if endpoint:
+        env["AWS_ENDPOINT_URL"] = endpoint
+    return subprocess.run(
+        [sys.executable, "-m", "sluice.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        cwd=ROOT,
+    )
+
+
+@pytest.mark.timeout(300)
+def test_local_run_writes_outputs_report_and_notifications(tmp_path: Path) -> None:
+    source = tmp_path / "sales.csv"
+    sampledata.generate(str(source), rows=2_000, seed=3)
+    out = tmp_path / "out"
+    result = sluice("local", "run", str(source), "--out", str(out))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "execution SUCCEEDED" in result.stdout
+    for name in (
+        "output/result.csv",
+        "output/result.parquet",
+        "output/summary.json",
+        "output/_SUCCESS",
+        "report.html",
+        "timeline.png",
+        "notifications.jsonl",
+    ):
+        assert (out / name).is_file(), name
+    assert (out / "notifications.jsonl").read_text() == ""
+
+
+@pytest.mark.timeout(300)
+def test_local_run_of_bad_input_exits_1_with_notifications(tmp_path: Path) -> None:
+    source = tmp_path / "header-only.csv"
+    source.write_text("timestamp,account,category,country,amount\n")
+    out = tmp_path / "out"
+    result = sluice("local", "run", str(source), "--out", str(out))
+    assert result.returncode == 1, result.stdout + result.stderr
+    notes = [json.loads(line) for line in (out / "notifications.jsonl").read_text().splitlines()]
+    messages = [n["message"] for n in notes]
+    assert sum("Sluice job FAILED" in m for m in messages) == 1, messages
+    assert sum("Sluice execution FAILED" in m for m in messages) == 1, messages
+    assert not (out / "output").exists()
+
+
+@pytest.mark.timeout(180)
+def test_status_logs_and_report_of_a_finished_run(pipeline: Pipeline, tmp_path: Path) -> None:
+    source = tmp_path / "status.csv"
+    sampledata.generate(str(source), rows=1_000, seed=5)
+    key = "incoming/e2e/status.csv"
+    pipeline.upload(key, source.read_bytes())
+    execution = pipeline.wait_finished(pipeline.wait_execution_for(key)["executionArn"])
+    assert execution["status"] == "SUCCEEDED"
+    endpoint = pipeline.cloud.endpoint_url
+
+    listing = sluice("status", endpoint=endpoint)
+    assert listing.returncode == 0, listing.stderr
+    assert re.search(rf"SUCCEEDED\s+\S+\s+{execution['name']}", listing.stdout)
+
+    detail = sluice("status", execution["name"], endpoint=endpoint)
+    assert detail.returncode == 0, detail.stderr
+    assert "ingest" in detail.stdout and "aggregate" in detail.stdout
+    ingest_job = re.search(r"ingest\s+SUCCEEDED\s+(\S+)", detail.stdout)
+    assert ingest_job, detail.stdout
+
+    logs = sluice("logs", ingest_job.group(1), endpoint=endpoint)
+    assert logs.returncode == 0, logs.stderr
+    assert logs.stdout.strip(), "ingest wrote no log lines"
+
+    report_path = tmp_path / "report" / "report.html"
+    report = sluice("report", execution["name"], "--out", str(report_path), endpoint=endpoint)
+    assert report.returncode == 0, report.stderr
+    assert_report_renders_in_chromium(report_path, bars=3)
+
+
+def assert_report_renders_in_chromium(report: Path, bars: int) -> None:
+    """The report opens in headless Chromium without console errors, one bar per attempt."""
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    assert browser, "Chromium is needed for the report test: apt-get install chromium (make test installs it)"
+    profile = report.parent / "chromium-profile"
+    result = subprocess.run(
+        [
+            browser,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            f"--user-data-dir={profile}",
+            "--enable-logging=stderr",
+            "--v=0",
+            "--dump-dom",
+            report.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    console_errors = [
+        line for line in result.stderr.splitlines() if "CONSOLE" in line and "ERROR" in line.upper()
+    ]
+    assert console_errors == []
+    assert result.stdout.count('class="attempt ') == bars
+
+
+@pytest.mark.timeout(300)
+def test_demo_runs_the_whole_pipeline_with_an_array(tmp_path: Path) -> None:
+    out = tmp_path / "demo"
+    result = sluice("demo", "--rows", "300000", "--out", str(out))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "execution SUCCEEDED" in result.stdout
+    assert re.search(r"transform\s+SUCCEEDED \[(\d+)/\1 succeeded, 0 failed\]", result.stdout), result.stdout
+    assert (out / "output" / "_SUCCESS").is_file()
+    assert (out / "report.html").is_file() and (out / "timeline.png").is_file()
