@@ -22,26 +22,28 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Protocol
 
 import boto3
 from botocore.config import Config
-from moto.core import DEFAULT_ACCOUNT_ID
+from moto.core.models import DEFAULT_ACCOUNT_ID
 
 from sluice.local import moto_config
 from sluice.local.endpoint import LocalEndpoint, ServiceRouter, StartResponse, WSGIEnviron, create_moto_app
 from sluice.local.events.api import EventsFrontend
 from sluice.local.events.backend import EventDelivery
+from sluice.local.iam.api import Gate
+from sluice.local.iam.backend import MODES, IamService, Identity, Mode
 from sluice.local.s3.api import S3RequestContext
 from sluice.local.sns.backend import Outbox
 from sluice.local.stepfunctions import backend as stepfunctions
 
 log = logging.getLogger(__name__)
 
-FAKE_ACCESS_KEY = "testing"
-FAKE_SECRET_KEY = "testing"
+CREDENTIALS_FILE = "credentials.env"
 _STOP_TIMEOUT_SECONDS = 10.0
 
 
@@ -80,6 +82,9 @@ class EngineContext:
     max_local_vcpus: int | None
     spot_reclaim_fraction: float
     add_cleanup: Callable[[Callable[[], None]], None]  # run at stop(), after the engines stopped
+    # (role ARN, session name) -> credential variables of a session a service made; None: no IAM.
+    batch_role_credentials: Callable[[str, str], dict[str, str]] | None = None
+    lambda_role_credentials: Callable[[str, str], dict[str, str]] | None = None
 
 
 EngineFactory = Callable[[EngineContext], BatchEngineLike]
@@ -99,6 +104,7 @@ def default_batch_engine(context: EngineContext) -> BatchEngineLike:
         emit_event=context.emit_event,
         image_resolver=images,
         max_local_vcpus=context.max_local_vcpus,
+        role_credentials=context.batch_role_credentials,
     )
     if context.spot_reclaim_fraction:
         engine.set_reclaim_policy(context.spot_reclaim_fraction)
@@ -113,6 +119,7 @@ def default_lambda_runtime(context: EngineContext) -> LambdaEngine:
         account_id=context.account_id,
         endpoint_url=context.endpoint_url,
         project_root=context.project_root,
+        role_credentials=context.lambda_role_credentials,
     )
 
 
@@ -133,7 +140,16 @@ class LocalCloud:
         account_id: str = DEFAULT_ACCOUNT_ID,
         batch_engine_factory: EngineFactory = default_batch_engine,
         lambda_runtime_factory: LambdaFactory = default_lambda_runtime,
+        iam: Mode = "enforce",
+        allowed_origins: Iterable[str] = (),
+        fixed_admin_key: tuple[str, str] | None = None,
     ) -> None:
+        """`iam`: enforce (deny what AWS would deny), audit (record it, allow) or off (signed
+        requests only). `allowed_origins`: browser origins the endpoint serves (none by default).
+        `fixed_admin_key`: (access key, secret) the administrator signs with instead of a new
+        key, for test suites written for other emulators; never the default."""
+        if iam not in MODES:
+            raise ValueError(f"iam must be one of {', '.join(MODES)}, not {iam!r}")
         self.project_root = Path(project_root)
         self.region = region
         self.account_id = account_id
@@ -152,6 +168,10 @@ class LocalCloud:
         self._moto_saved: moto_config.SavedSettings | None = None
         self._env_saved: dict[str, str | None] = {}
         self._cleanups: list[Callable[[], None]] = []
+        self.iam_mode: Mode = iam
+        self.allowed_origins = tuple(allowed_origins)
+        self._fixed_admin_key = fixed_admin_key
+        self._iam: IamService | None = None
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -188,7 +208,15 @@ class LocalCloud:
 
         moto = create_moto_app()
         router = ServiceRouter(moto)
-        self._endpoint = LocalEndpoint(router, self._port)
+        self._iam = iam = IamService.create(
+            account_id=self.account_id,
+            region=self.region,
+            mode=self.iam_mode,
+            state_dir=self._state_dir,
+            lambda_policy=self._lambda_policy,
+        )
+        gate = Gate(router, iam, port=lambda: self.port, allowed_origins=self.allowed_origins)
+        self._endpoint = LocalEndpoint(gate, self._port)
         self._endpoint.bind()
         endpoint_url = self._endpoint.url
 
@@ -197,12 +225,20 @@ class LocalCloud:
             region=self.region,
             account_id=self.account_id,
             lambda_invoke=self._invoke,
+            credentials=self._target_credentials,
+            authorize_lambda=self._authorize_event_invoke,
         )
         self._delivery.add_listener(stepfunctions.notify_batch_event)
         self._moto_saved = moto_config.configure(
-            self._endpoint.port, emit=self._emit, hold=self._delivery.pending, outbox=self._outbox
+            self._endpoint.port,
+            emit=self._emit,
+            hold=self._delivery.pending,
+            outbox=self._outbox,
+            role_credentials=partial(self._role_credentials, "states.amazonaws.com"),
         )
+        admin = iam.identities.create_admin(self._fixed_admin_key)
         self._set_environment(self.environment)
+        self._write_credentials_file()
 
         context = EngineContext(
             region=self.region,
@@ -214,6 +250,8 @@ class LocalCloud:
             max_local_vcpus=self.max_local_vcpus,
             spot_reclaim_fraction=self.spot_reclaim_fraction,
             add_cleanup=self._cleanups.append,
+            batch_role_credentials=partial(self._role_credentials, "ecs-tasks.amazonaws.com"),
+            lambda_role_credentials=partial(self._role_credentials, "lambda.amazonaws.com"),
         )
         self._batch = self._batch_factory(context)
         self._lambda = self._lambda_factory(context)
@@ -225,6 +263,7 @@ class LocalCloud:
                 "s3": S3RequestContext(moto),
             }
         )
+        log.debug("local cloud administrator: %s", admin.principal.arn)
         self._delivery.start()
         self._endpoint.start()
         self._batch.start()
@@ -277,15 +316,69 @@ class LocalCloud:
     # -- environment -----------------------------------------------------------------
 
     @property
+    def iam(self) -> IamService:
+        if self._iam is None:
+            raise RuntimeError("LocalCloud is not running")
+        return self._iam
+
+    @property
+    def admin(self) -> Identity:
+        """The person's identity: the administrator key this cloud issued (or the fixed one)."""
+        admin = self.iam.identities.admin
+        if admin is None:
+            raise RuntimeError("LocalCloud is not running")
+        return admin
+
+    @property
     def environment(self) -> dict[str, str]:
-        """Variables that point boto3 (in this process and its children) at the endpoint."""
+        """Variables that point boto3 (in this process and its children) at the endpoint, signing
+        as the administrator."""
         return {
             "AWS_ENDPOINT_URL": self.endpoint_url,
-            "AWS_ACCESS_KEY_ID": FAKE_ACCESS_KEY,
-            "AWS_SECRET_ACCESS_KEY": FAKE_SECRET_KEY,
+            **self.admin.environment,
             "AWS_DEFAULT_REGION": self.region,
             "AWS_REGION": self.region,
         }
+
+    @property
+    def credentials_path(self) -> Path:
+        """The 0600 file holding the `export ...` line of the administrator's credentials."""
+        return self.state_dir / CREDENTIALS_FILE
+
+    def _write_credentials_file(self) -> None:
+        path = self.credentials_path
+        lines = "".join(f"export {name}={value}\n" for name, value in self.environment.items())
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+            handle.write(lines)
+        os.chmod(path, 0o600)  # an existing file keeps its mode through O_CREAT
+
+    def _role_credentials(self, service: str, role_arn: str, session_name: str) -> dict[str, str]:
+        return self.iam.credentials_for_role(role_arn, session_name, service)
+
+    def _target_credentials(self, target: dict[str, Any], rule_arn: str) -> tuple[str, str, str | None]:
+        """Whom an EventBridge delivery signs as: the target's role, else EventBridge for the rule."""
+        identities = self.iam.identities
+        role_arn = target.get("RoleArn")
+        identity = (
+            identities.role_session(str(role_arn), "EventBridge", "events.amazonaws.com")
+            if role_arn
+            else identities.service("events.amazonaws.com", rule_arn)
+        )
+        return identity.access_key, identity.secret_key, identity.session_token
+
+    def _authorize_event_invoke(self, rule_arn: str, function_arn: str) -> None:
+        region = function_arn.split(":")[3] if function_arn.count(":") >= 3 else self.region
+        denial = self.iam.authorize_service(
+            "events.amazonaws.com", rule_arn, "lambda:InvokeFunction", function_arn, region
+        )
+        if denial is not None:
+            raise PermissionError(denial.message)
+
+    def _lambda_policy(self, function_arn: str) -> str | None:
+        runtime = self._lambda
+        lookup = getattr(runtime, "policy_document", None)
+        return lookup(function_arn) if lookup is not None else None
 
     def _set_environment(self, values: Mapping[str, str]) -> None:
         # A session token from the user's shell would be sent along with the fake keys.
@@ -347,14 +440,16 @@ class LocalCloud:
         return self._delivery
 
     def client(self, service: str, **kwargs: Any) -> Any:
-        """A boto3 client for `service` on this endpoint, with the fake credentials."""
+        """A boto3 client for `service` on this endpoint, signing as the administrator."""
         kwargs.setdefault("config", Config(retries={"max_attempts": 3, "mode": "standard"}))
+        admin = self.admin
         return boto3.client(
             service,
             endpoint_url=self.endpoint_url,
             region_name=self.region,
-            aws_access_key_id=FAKE_ACCESS_KEY,
-            aws_secret_access_key=FAKE_SECRET_KEY,
+            aws_access_key_id=admin.access_key,
+            aws_secret_access_key=admin.secret_key,
+            aws_session_token=admin.session_token,
             **kwargs,
         )
 

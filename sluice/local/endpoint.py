@@ -90,7 +90,7 @@ class _BodyReader:
             return b""
         if size is None or size < 0 or size > self.remaining:
             size = self.remaining
-        data = self._rfile.read(size)
+        data: bytes = self._rfile.read(size)
         self.remaining -= len(data)
         if not data:
             self.remaining = 0
@@ -101,7 +101,7 @@ class _BodyReader:
             return b""
         if size is None or size < 0 or size > self.remaining:
             size = self.remaining
-        data = self._rfile.readline(size)
+        data: bytes = self._rfile.readline(size)
         self.remaining -= len(data)
         return data
 

@@ -43,19 +43,27 @@ class SavedSettings:
 
 
 def configure(
-    port: int, *, emit: EventEmitter, hold: stepfunctions.PendingHold, outbox: Outbox
+    port: int,
+    *,
+    emit: EventEmitter,
+    hold: stepfunctions.PendingHold,
+    outbox: Outbox,
+    role_credentials: stepfunctions.RoleCredentials | None = None,
 ) -> SavedSettings:
     """Configure moto for an endpoint on `port`, starting from empty backends."""
-    moto_api_backend.reset()  # a new cloud holds nothing from earlier moto users in this process
     saved = SavedSettings(
         moto_port=os.environ.get("MOTO_PORT"),
         key_buffer=os.environ.get(KEY_BUFFER),
         log_level=_INTERPRETER_LOG.level,
         config={
             name: dict(cast(dict[str, Any], default_user_config.get(name, {})))
-            for name in ("stepfunctions", "batch", "lambda")
+            for name in ("stepfunctions", "batch", "lambda", "iam")
         },
     )
+    # AWS managed policies (AWSLambdaBasicExecutionRole, ...) exist in every account; local IAM
+    # evaluates the template's roles with them, so they load when the IAM backend is created.
+    default_user_config["iam"] = {"load_aws_managed_policies": True}
+    moto_api_backend.reset()  # a new cloud holds nothing from earlier moto users in this process
     os.environ["MOTO_PORT"] = str(port)
     # moto spools every object over ~5 MiB to a temp file and reads it back for the MD5; held in
     # memory instead, uploads run 10-30% faster (bench/README.md). Objects above 1 GiB still spool.
@@ -64,7 +72,7 @@ def configure(
     default_user_config["batch"] = {"use_docker": False}
     default_user_config["lambda"] = {"use_docker": False}
     _INTERPRETER_LOG.setLevel(logging.CRITICAL)
-    stepfunctions.install(emit, hold)
+    stepfunctions.install(emit, hold, role_credentials)
     s3.install(emit)
     sns.install(outbox)
     return saved

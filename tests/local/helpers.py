@@ -160,6 +160,16 @@ class FakeLambda:
     def wait_for_async(self, timeout: float) -> bool:
         return True  # invocations are only recorded
 
+    def policy_document(self, function_arn: str) -> str | None:
+        """Every fake function lets EventBridge invoke it (the permission the template grants)."""
+        statement = {
+            "Effect": "Allow",
+            "Principal": {"Service": "events.amazonaws.com"},
+            "Action": "lambda:InvokeFunction",
+            "Resource": function_arn,
+        }
+        return json.dumps({"Version": "2012-10-17", "Statement": [statement]})
+
     def invoke(self, function_name_or_arn: str, payload: bytes, invocation_type: str) -> dict[str, Any]:
         with self._changed:
             self.invocations.append((function_name_or_arn, payload, invocation_type))
@@ -200,11 +210,16 @@ def wait_until(predicate: Callable[[], Any], timeout: float = 10.0, interval: fl
 
 
 def queue_with_rule(local: Local, name: str, pattern: dict[str, Any], **target: Any) -> str:
-    """An SQS queue receiving, through a rule on the default bus, the events matching `pattern`."""
+    """An SQS queue receiving, through a rule on the default bus, the events matching `pattern`.
+
+    The queue policy lets EventBridge send for that rule only, as AWS requires
+    (https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-use-resource-based.html#eb-sqs-permissions).
+    """
     sqs, events = local.client("sqs"), local.client("events")
     url = sqs.create_queue(QueueName=name)["QueueUrl"]
     arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    events.put_rule(Name=f"{name}-rule", EventPattern=json.dumps(pattern))
+    rule_arn = events.put_rule(Name=f"{name}-rule", EventPattern=json.dumps(pattern))["RuleArn"]
+    allow_eventbridge(local, rule_arn, arn)
     events.put_targets(Rule=f"{name}-rule", Targets=[{"Id": "q", "Arn": arn, **target}])
     return url
 
@@ -221,3 +236,50 @@ def drain_queue(local: Local, url: str) -> list[str]:
         for message in messages:
             bodies.append(message["Body"])
             sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+
+
+def service_role(iam: Any, name: str, *services: str) -> str:
+    """A role the given services may assume, allowed everything: for tests about something else.
+
+    The local cloud enforces IAM, so a service integration needs a real role whose trust policy
+    names the service, as on AWS.
+    """
+    trust = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Principal": {"Service": list(services)}, "Action": "sts:AssumeRole"}
+        ],
+    }
+    arn = str(iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"])
+    everything = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
+    iam.put_role_policy(RoleName=name, PolicyName="everything", PolicyDocument=json.dumps(everything))
+    return arn
+
+
+def allow_eventbridge(local: Local, rule_arn: str, target_arn: str) -> None:
+    """Let EventBridge deliver to the target for this rule: the target's resource policy, as
+    AWS requires (https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-use-resource-based.html)."""
+    service = target_arn.split(":")[2]
+    action = {"sns": "sns:Publish", "sqs": "sqs:SendMessage", "logs": "logs:PutLogEvents"}.get(service)
+    if action is None:
+        return
+    statement = {
+        "Effect": "Allow",
+        "Principal": {"Service": "events.amazonaws.com"},
+        "Action": [action, "logs:CreateLogStream"] if service == "logs" else action,
+        "Resource": f"{target_arn}:*" if service == "logs" and not target_arn.endswith(":*") else target_arn,
+        "Condition": {"ArnEquals": {"aws:SourceArn": rule_arn}},
+    }
+    policy = json.dumps({"Version": "2012-10-17", "Statement": [statement]})
+    if service == "sns":
+        local.client("sns").set_topic_attributes(
+            TopicArn=target_arn, AttributeName="Policy", AttributeValue=policy
+        )
+    elif service == "sqs":
+        sqs = local.client("sqs")
+        url = sqs.get_queue_url(QueueName=target_arn.rsplit(":", 1)[1])["QueueUrl"]
+        sqs.set_queue_attributes(QueueUrl=url, Attributes={"Policy": policy})
+    else:
+        local.client("logs").put_resource_policy(
+            policyName=f"events-{rule_arn.rsplit('/', 1)[1]}", policyDocument=policy
+        )

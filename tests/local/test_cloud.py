@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from sluice.local.cloud import EngineContext, LocalCloud
-from tests.local.helpers import FakeBatch, FakeLambda, Local, drain_queue, queue_with_rule
+from tests.local.helpers import FakeBatch, FakeLambda, Local, drain_queue, queue_with_rule, service_role
 
 
 @pytest.mark.timeout(30)
@@ -87,9 +87,10 @@ def test_stop_aborts_running_executions_and_terminates_their_jobs(tmp_path: Path
             },
         }
         sfn = cloud.client("stepfunctions")
-        machine = sfn.create_state_machine(
-            name="m", definition=json.dumps(definition), roleArn="arn:aws:iam::123456789012:role/r"
-        )["stateMachineArn"]
+        role = service_role(cloud.client("iam"), "r", "states.amazonaws.com")
+        machine = sfn.create_state_machine(name="m", definition=json.dumps(definition), roleArn=role)[
+            "stateMachineArn"
+        ]
         sfn.start_execution(stateMachineArn=machine, name="left-running")
         job = engines["batch"].wait_for_job()
         engines["batch"].wait_until_polled()

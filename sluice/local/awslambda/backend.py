@@ -18,6 +18,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +42,8 @@ MAX_SYNC_PAYLOAD = 6 * 1024 * 1024
 MAX_ASYNC_PAYLOAD = 256 * 1024
 _TAIL_BYTES = 4096
 
+# (role ARN, session name) -> the session's credential variables; raises if the role cannot be assumed.
+RoleCredentials = Callable[[str, str], dict[str, str]]
 LOCAL_ACCESS_KEY = "testing"
 LOCAL_SECRET_KEY = "testing"
 LOCAL_SESSION_TOKEN = "testing"
@@ -57,11 +60,15 @@ class LambdaRuntime:
         async_retry_delays: tuple[float, float] = (60.0, 120.0),
         max_concurrency_per_function: int | None = None,
         project_root: Path | None = None,
+        role_credentials: RoleCredentials | None = None,
     ) -> None:
         """``code_dir`` is where uploaded zips are unpacked (a temporary directory, removed
         by :meth:`stop`, when not given). ``project_root`` is accepted for the endpoint's
         engine factory; function code always comes from the uploaded zip."""
         self.endpoint_url = endpoint_url
+        # (role ARN, session name) -> AWS_ACCESS_KEY_ID/SECRET/SESSION_TOKEN of the execution
+        # role's session; None keeps the constant local credentials (an endpoint without IAM).
+        self.role_credentials = role_credentials
         self.region = region
         self.account_id = account_id
         self.project_root = project_root
@@ -139,11 +146,18 @@ class LambdaRuntime:
     def client(self, service: str) -> Any:
         with self._client_lock:
             if service not in self._clients:
-                self._clients[service] = boto3.session.Session(
-                    aws_access_key_id=LOCAL_ACCESS_KEY,
-                    aws_secret_access_key=LOCAL_SECRET_KEY,
-                    region_name=self.region,
-                ).client(service, endpoint_url=self.endpoint_url, config=Config(retries={"max_attempts": 2}))
+                # The Lambda service's own calls (code from S3, logs, destinations) sign with the
+                # process's credentials: the local cloud's administrator when IAM is on.
+                session = (
+                    boto3.session.Session(region_name=self.region)
+                    if self.role_credentials is not None
+                    else boto3.session.Session(
+                        aws_access_key_id=LOCAL_ACCESS_KEY,
+                        aws_secret_access_key=LOCAL_SECRET_KEY,
+                        region_name=self.region,
+                    )
+                )
+                self._clients[service] = session.client(service, endpoint_url=self.endpoint_url, config=Config(retries={"max_attempts": 2}))
             return self._clients[service]
 
     def wait_for_async(self, timeout: float) -> bool:
@@ -243,6 +257,15 @@ class LambdaRuntime:
                 "AWS_XRAY_DAEMON_ADDRESS": "127.0.0.1:2000",
             }
         )
+        if self.role_credentials is not None:
+            try:
+                env.update(self.role_credentials(str(config.get("Role", "")), version.name))
+            except Exception as error:
+                # https://docs.aws.amazon.com/lambda/latest/dg/lambda-intro-execution-role.html
+                raise LambdaServiceError(
+                    "InvalidParameterValueException",
+                    f"The role defined for the function cannot be assumed by Lambda. ({error})",
+                ) from None
         if logging_config.get("LogFormat") == "JSON":
             env["AWS_LAMBDA_LOG_FORMAT"] = "JSON"
         if logging_config.get("ApplicationLogLevel"):
@@ -473,3 +496,15 @@ class LambdaRuntime:
 
     def _invoke_destination(self, function_arn: str, payload: bytes) -> None:
         self.invoke(function_arn, payload, "Event")
+
+
+    def policy_document(self, function_arn: str) -> str | None:
+        """The function's resource-based policy (its permissions) as JSON, or None."""
+        try:
+            state, _ = self.store.lookup(function_arn)
+        except LambdaServiceError:
+            return None
+        with self.lock:
+            if not state.policy_statements:
+                return None
+            return json.dumps({"Version": "2012-10-17", "Statement": state.policy_statements})

@@ -21,7 +21,7 @@ from functools import partial
 from typing import Any
 
 from sluice.local.batch.api import BatchApi
-from sluice.local.batch.container import LocalImage, baseline_environment, build_launch
+from sluice.local.batch.container import LocalImage, RoleCredentials, baseline_environment, build_launch
 from sluice.local.batch.executor import Executor, LaunchError, ProcessExecutor
 from sluice.local.batch.logsink import CloudWatchLogSink, LoggingSink, LogSink
 from sluice.local.batch.models import MILLI, Attempt, Job
@@ -80,6 +80,7 @@ class BatchEngine:
         max_local_memory_mib: int | None = None,
         timeout_scale: float = 1.0,
         reclaim_seed: int = 0,
+        role_credentials: RoleCredentials | None = None,
     ) -> None:
         if timeout_scale <= 0:
             raise ValueError("timeout_scale must be positive")
@@ -91,6 +92,7 @@ class BatchEngine:
         self._executor = executor
         self._timeout_scale = timeout_scale
         self._baseline = baseline_environment(region, endpoint_url)
+        self._role_credentials = role_credentials
         self._events = EventDispatcher(emit_event)
         self._timers = Timers()
         self._sink: LogSink = (
@@ -234,7 +236,7 @@ class BatchEngine:
             self._launch_failed(job, attempt, f"CannotPullContainerError: {error}")
             return
         try:
-            spec = build_launch(job, attempt, image, self._baseline, self.endpoint_url)
+            spec = build_launch(job, attempt, image, self._baseline, self.endpoint_url, self._role_credentials)
             on_output = partial(self._sink.write, *destination) if destination else _drop_output
             process = self._executor.launch(spec, on_output, partial(self._on_exit, job, attempt))
         except Exception as error:  # LaunchError, or anything else that keeps the container from starting

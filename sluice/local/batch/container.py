@@ -9,6 +9,8 @@ environment, the SubmitJob overrides, then the variables Batch sets
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import os
 from dataclasses import dataclass, field
 
@@ -45,11 +47,28 @@ def baseline_environment(region: str, endpoint_url: str | None) -> dict[str, str
     return env
 
 
+# (role ARN, session name) -> the session's credential variables; raises if it cannot be assumed.
+RoleCredentials = Callable[[str, str], dict[str, str]]
+
+
 def build_launch(
-    job: Job, attempt: Attempt, image: LocalImage | None, baseline: dict[str, str], endpoint_url: str | None
+    job: Job,
+    attempt: Attempt,
+    image: LocalImage | None,
+    baseline: dict[str, str],
+    endpoint_url: str | None,
+    role_credentials: RoleCredentials | None = None,
 ) -> LaunchSpec:
     spec = job.spec
     env = dict(baseline)
+    if role_credentials is not None:
+        # The container's credentials are its job role's, and only those: with no jobRoleArn a
+        # Fargate task has none (https://docs.aws.amazon.com/batch/latest/userguide/job-role.html).
+        for name in _CREDENTIALS:
+            env.pop(name, None)
+        role_arn = spec.container.get("jobRoleArn")
+        if role_arn:
+            env.update(role_credentials(str(role_arn), job.job_id.replace(":", "-")))
     if image is not None:
         env.update(image.env)
     env.update(spec.environment)

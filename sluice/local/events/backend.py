@@ -41,6 +41,14 @@ log = logging.getLogger(__name__)
 
 EventListener = Callable[[dict[str, Any]], None]
 LambdaInvoke = Callable[[str, bytes, str], Any]
+# (target, rule ARN) -> (access key, secret key, session token): whom a delivery signs as.
+TargetCredentials = Callable[[dict[str, Any], str], tuple[str, str, str | None]]
+# (rule ARN, function ARN) -> None, or raises: may EventBridge invoke the function for the rule?
+LambdaAuthorizer = Callable[[str, str], None]
+
+
+def _fixed_credentials(target: dict[str, Any], rule_arn: str) -> tuple[str, str, str | None]:
+    return "testing", "testing", None
 
 MAX_PUT_EVENTS_ENTRIES = 10  # https://docs.aws.amazon.com/eventbridge/latest/APIReference/API_PutEvents.html
 _ENABLED_STATES = ("ENABLED", "ENABLED_WITH_ALL_CLOUDTRAIL_MANAGEMENT_EVENTS")
@@ -148,8 +156,15 @@ class EventDelivery:
         region: str = "us-east-1",
         account_id: str = DEFAULT_ACCOUNT_ID,
         lambda_invoke: LambdaInvoke | None = None,
+        credentials: TargetCredentials = _fixed_credentials,
+        authorize_lambda: LambdaAuthorizer | None = None,
     ) -> None:
         self.endpoint_url = endpoint_url
+        # Lambda, SNS, SQS and Logs targets are reached as events.amazonaws.com for the rule
+        # (their resource policies decide); Step Functions and event-bus targets as the
+        # target's RoleArn (https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-use-resource-based.html).
+        self.credentials = credentials
+        self.authorize_lambda = authorize_lambda
         self.region = region
         self.account_id = account_id
         self.lambda_invoke = lambda_invoke
@@ -160,7 +175,6 @@ class EventDelivery:
         self._idle = threading.Condition()
         self._thread: threading.Thread | None = None
         self._clients: dict[str, Any] = {}
-        self._queue_urls: dict[str, str] = {}
 
     # -- accepting events -------------------------------------------------------------
 
@@ -296,7 +310,7 @@ class EventDelivery:
                     payload = target_input(target, event, context)
                     if payload is None:
                         raise LookupError(f"InputPath {target.get('InputPath')} selects nothing")
-                    self._send(target, payload, event, accepted.region)
+                    self._send(target, payload, event, accepted.region, rule.arn)
                 except Exception as error:  # one target failing must not stop the others
                     log.warning(
                         "EventBridge target %s of rule %s failed: %s", target.get("Arn"), rule.name, error
@@ -305,44 +319,50 @@ class EventDelivery:
                         FailedDelivery(event["id"], rule.arn, target.get("Arn", ""), str(error))
                     )
 
-    def _client(self, service: str, region: str) -> Any:
-        key = f"{service}/{region}"
+    def _client(self, service: str, region: str, target: dict[str, Any], rule_arn: str) -> Any:
+        access_key, secret_key, token = self.credentials(target, rule_arn)
+        key = f"{service}/{region}/{access_key}"
         if key not in self._clients:
             self._clients[key] = boto3.client(
                 service,
                 endpoint_url=self.endpoint_url,
                 region_name=region,
-                aws_access_key_id="testing",
-                aws_secret_access_key="testing",
+                aws_access_key_id=access_key,
+                aws_secret_access_key=secret_key,
+                aws_session_token=token,
                 config=Config(retries={"max_attempts": 2, "mode": "standard"}),
             )
         return self._clients[key]
 
-    def _send(self, target: dict[str, Any], payload: str, event: dict[str, Any], region: str) -> None:
+    def _send(
+        self, target: dict[str, Any], payload: str, event: dict[str, Any], region: str, rule_arn: str
+    ) -> None:
         arn = target["Arn"]
         parts = arn.split(":", 5)
         service, target_region, account, resource = parts[2], parts[3] or region, parts[4], parts[5]
         if service == "sns":
-            self._client("sns", target_region).publish(TopicArn=arn, Message=payload)
+            self._client("sns", target_region, target, rule_arn).publish(TopicArn=arn, Message=payload)
         elif service == "sqs":
             queue_url = self._queue_url(target_region, account, resource)
             kwargs: dict[str, Any] = {"QueueUrl": queue_url, "MessageBody": payload}
             group = (target.get("SqsParameters") or {}).get("MessageGroupId")
             if group:
                 kwargs["MessageGroupId"] = group
-            self._client("sqs", target_region).send_message(**kwargs)
+            self._client("sqs", target_region, target, rule_arn).send_message(**kwargs)
         elif service == "lambda":
             if self.lambda_invoke is None:
                 raise RuntimeError("no Lambda runtime to invoke")
+            if self.authorize_lambda is not None:
+                self.authorize_lambda(rule_arn, arn)  # the function's resource policy decides
             # EventBridge invokes Lambda asynchronously.
             self.lambda_invoke(arn, payload.encode(), "Event")
         elif service == "states":
-            self._client("stepfunctions", target_region).start_execution(
+            self._client("stepfunctions", target_region, target, rule_arn).start_execution(
                 stateMachineArn=arn, name=str(uuid.uuid4()), input=payload
             )
         elif service == "logs":
             group = resource.split(":", 1)[1].removesuffix(":*")
-            logs = self._client("logs", target_region)
+            logs = self._client("logs", target_region, target, rule_arn)
             logs.create_log_stream(logGroupName=group, logStreamName=event["id"])
             timestamp = int(_entry_time(event["time"]).timestamp() * 1000)
             logs.put_log_events(
@@ -370,10 +390,7 @@ class EventDelivery:
             raise TargetNotEmulatedError(f"EventBridge target type {service} is not emulated locally")
 
     def _queue_url(self, region: str, account: str, name: str) -> str:
-        key = f"{region}/{account}/{name}"
-        if key not in self._queue_urls:
-            response = self._client("sqs", region).get_queue_url(
-                QueueName=name, QueueOwnerAWSAccountId=account
-            )
-            self._queue_urls[key] = response["QueueUrl"]
-        return self._queue_urls[key]
+        # EventBridge sends to the queue ARN itself, with no GetQueueUrl call of its own (that
+        # would need permissions the target's queue policy does not grant); the endpoint's
+        # queue URLs are <endpoint>/<account>/<name>.
+        return f"{self.endpoint_url}/{account}/{name}"

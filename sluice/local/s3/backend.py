@@ -20,16 +20,12 @@ Choices where AWS documents nothing:
 - `requester` is the bucket owner's account (the local cloud has one account).
 Other S3 EventBridge event types (restore, tagging, ACL, lifecycle) are not emitted.
 
-2. Bucket-policy conditions. moto evaluates a bucket policy's statements for object requests
-but ignores condition operators it does not know (everything but StringEquals) and treats a
-condition key missing from the request as satisfied, so the usual TLS-only statement
-(`Deny s3:* when Bool aws:SecureTransport false`) denies every request. Here conditions are
-evaluated as IAM does (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_condition_operators.html):
-a key absent from the request context fails the condition (unless the operator is
-negated, ends in IfExists, or is Null). The request context has one key: `aws:SecureTransport` is "true",
-because the endpoint is loopback-only and stands in for AWS's TLS endpoints (the same
-calls use HTTPS on AWS). Operators other than Bool, String*, Null and Numeric* make the
-statement not apply.
+2. Bucket policies. moto evaluates a bucket policy's statements for object requests itself,
+ignoring condition operators it does not know and treating a missing condition key as
+satisfied, so the usual TLS-only statement (`Deny s3:* when Bool aws:SecureTransport false`)
+denies every request. The local cloud's IAM (sluice.local.iam) evaluates bucket policies with
+AWS's full logic before a request reaches moto, so moto's own check is switched off here
+(`get_permission` is neutral): one evaluator, not two.
 
 3. PutBucketLogging: moto's check for the log-delivery grant in the target bucket's policy
 crashes (HTTP 500) on any statement whose Principal is the string "*", such as the TLS-only
@@ -57,7 +53,6 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-import fnmatch
 import io
 import json
 import logging
@@ -69,7 +64,7 @@ from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any, cast
 
-from moto.iam.access_control import IAMPolicyStatement, PermissionResult
+from moto.iam.access_control import PermissionResult
 from moto.s3 import models as moto_s3_models
 from moto.s3 import notifications as moto_s3_notifications
 from moto.s3.exceptions import EntityTooSmall, InvalidPart, MalformedXML
@@ -178,77 +173,12 @@ def _send_event_bridge_message(account_id: str, bucket: Any, event_name: str, ke
         log.exception("emitting S3 %s event for s3://%s/%s failed", event_name, bucket.name, key.name)
 
 
-# -- 2. bucket-policy conditions ------------------------------------------------------------
-
-REQUEST_CONTEXT = {"aws:securetransport": "true"}  # condition keys are case-insensitive
-
-
-def _compare(operator: str, expected: str, actual: str) -> bool:
-    if operator in ("StringEquals", "ArnEquals"):
-        return actual == expected
-    if operator in ("Bool", "StringEqualsIgnoreCase"):
-        return actual.lower() == expected.lower()
-    if operator in ("StringLike", "ArnLike"):
-        return fnmatch.fnmatchcase(actual, expected)
-    if operator.startswith("Numeric"):
-        a, e = float(actual), float(expected)
-        return {
-            "NumericEquals": a == e,
-            "NumericLessThan": a < e,
-            "NumericLessThanEquals": a <= e,
-            "NumericGreaterThan": a > e,
-            "NumericGreaterThanEquals": a >= e,
-        }[operator]
-    raise KeyError(operator)
-
-
-def condition_holds(condition: dict[str, dict[str, Any]], context: dict[str, str]) -> bool:
-    """Whether an IAM Condition block is satisfied by a request context."""
-    for raw_operator, keys in condition.items():
-        operator = raw_operator.removesuffix("IfExists")
-        negated = operator in ("StringNotEquals", "StringNotLike", "StringNotEqualsIgnoreCase", "ArnNotLike")
-        if negated:
-            operator = operator.replace("Not", "")
-        for key, expected_values in keys.items():
-            expected = [str(v).lower() if isinstance(v, bool) else str(v) for v in _as_list(expected_values)]
-            actual = context.get(key.lower())
-            if operator == "Null":
-                if (actual is None) != (expected[0].lower() == "true"):
-                    return False
-                continue
-            if actual is None:
-                # Missing keys fail a condition, except for ...IfExists and negated operators.
-                if raw_operator.endswith("IfExists") or negated:
-                    continue
-                return False
-            try:
-                matched = any(_compare(operator, value, actual) for value in expected)
-            except (KeyError, ValueError):
-                log.debug("condition operator %s is not evaluated locally; statement ignored", raw_operator)
-                return False
-            if matched == negated:
-                return False
-    return True
-
-
-def _as_list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else [value]
+# -- 2. bucket policies: decided by the IAM gate ---------------------------------------------
 
 
 def _get_permission(self: Any, action: str, resource: str) -> PermissionResult:
-    """Replaces moto's FakeBucket.get_permission: explicit Deny wins, then any Allow."""
-    if self.policy is None:
-        return PermissionResult.NEUTRAL
-    permitted = False
-    for statement in _as_list(json.loads(self.policy)["Statement"]):
-        if not condition_holds(statement.get("Condition") or {}, REQUEST_CONTEXT):
-            continue  # the statement does not apply to this request
-        unconditional = {k: v for k, v in statement.items() if k != "Condition"}
-        result = IAMPolicyStatement(unconditional).is_action_permitted(action, resource)
-        if result == PermissionResult.DENIED:
-            return result
-        permitted = permitted or result == PermissionResult.PERMITTED
-    return PermissionResult.PERMITTED if permitted else PermissionResult.NEUTRAL
+    """Replaces moto's FakeBucket.get_permission: the endpoint's IAM gate already decided."""
+    return PermissionResult.NEUTRAL
 
 
 # -- 3. PutBucketLogging with string principals -----------------------------------------------
@@ -260,7 +190,12 @@ def _log_permissions_enabled_policy(target_bucket: Any, target_prefix: str | Non
     """Replaces moto's static method: only statements with a Principal object can grant."""
     if target_bucket.policy:
         policy = json.loads(target_bucket.policy)
-        statements = [s for s in _as_list(policy["Statement"]) if isinstance(s.get("Principal", {}), dict)]
+        found = policy["Statement"]
+        statements = [
+            s
+            for s in (found if isinstance(found, list) else [found])
+            if isinstance(s.get("Principal", {}), dict)
+        ]
         target_bucket = SimpleNamespace(
             policy=json.dumps(policy | {"Statement": statements}).encode(),
             partition=target_bucket.partition,

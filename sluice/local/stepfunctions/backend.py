@@ -47,6 +47,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import functools
+import importlib
 import json
 import logging
 import threading
@@ -54,14 +55,18 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import boto3
 import botocore.session
 from botocore import xform_name
+from botocore.config import Config
 from botocore.exceptions import UnknownServiceError
 from moto.core.responses import ActionResult
+from moto.settings import moto_server_port
 from moto.stepfunctions.parser.asl.component.common.error_name.custom_error_name import CustomErrorName
 from moto.stepfunctions.parser.asl.component.common.error_name.error_name import ErrorName
 from moto.stepfunctions.parser.asl.component.common.error_name.failure_event import FailureEventException
 from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name import StatesErrorName
+from moto.stepfunctions.parser.asl.component.common.timeouts.timeout import TimeoutSeconds
 from moto.stepfunctions.parser.asl.component.state.exec.state_map.iteration import iteration_worker
 from moto.stepfunctions.parser.asl.component.state.exec.state_parallel import branches_decl
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
@@ -72,7 +77,7 @@ from moto.stepfunctions.parser.asl.component.state.exec.state_task.service impor
 )
 from moto.stepfunctions.parser.asl.component.state.fail import state_fail
 from moto.stepfunctions.parser.asl.eval.program_state import ProgramStopped
-from moto.stepfunctions.parser.asl.utils.boto_client import boto_client_for
+from moto.stepfunctions.parser.asl.utils.boto_client import boto_client_for as _moto_boto_client_for
 from moto.stepfunctions.parser.asl.utils.encoding import to_json_str
 from moto.stepfunctions.parser.backend import execution as execution_module
 from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
@@ -251,13 +256,27 @@ def _build_sync_resolver(
     return resolver
 
 
+def _execution_role(execution: Any) -> str | None:
+    """The role of the execution's state machine (its service calls run as that role)."""
+    try:
+        parts = str(execution.state_machine_arn).split(":")
+        machine = stepfunctions_parser_backends[parts[4]][parts[3]].describe_state_machine(
+            execution.state_machine_arn
+        )
+        return str(machine.roleArn)
+    except Exception:  # the state machine is gone: sign as moto does
+        return None
+
+
 def _terminate_jobs_of(execution: Any) -> None:
     for job_id, region in _watch.take_running(execution.exec_arn).items():
         reason = (
             f"Step Functions execution {execution.exec_arn} ended with status {execution.exec_status.value}"
         )
         try:
-            boto_client_for(region=region, service="batch").terminate_job(jobId=job_id, reason=reason[:1024])
+            role_client(region, "batch", _execution_role(execution)).terminate_job(
+                jobId=job_id, reason=reason[:1024]
+            )
         except Exception:
             log.exception("terminating Batch job %s of %s failed", job_id, execution.exec_arn)
 
@@ -411,6 +430,75 @@ def _worker_stop(self: Any, stop_date: dt.datetime, error: str | None, cause: st
     _MOTO[(ExecutionWorker, "stop")](self, stop_date, error, cause)
 
 
+# -- 9. Service integrations sign as the state machine's role ------------------------------
+# moto 5.2.5's interpreter signs every service-integration call with the constants "ak"/"sk".
+# Step Functions makes them with the execution role's credentials (or the state's Credentials
+# role), so here each call signs as a session of that role, which must trust
+# states.amazonaws.com (https://docs.aws.amazon.com/step-functions/latest/dg/procedure-create-iam-role.html).
+
+RoleCredentials = Callable[[str, str], dict[str, str]]
+_role_credentials: RoleCredentials | None = None
+_BOTO_CLIENT_MODULES = (
+    "moto.stepfunctions.parser.asl.component.state.exec.state_map.result_writer.resource_eval.resource_eval_s3",
+    "moto.stepfunctions.parser.asl.component.state.exec.state_map.item_reader.eval.resource_eval_s3",
+    "moto.stepfunctions.parser.asl.component.state.exec.state_task.lambda_eval_utils",
+    "moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_unsupported",
+    "moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_glue",
+    "moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_events",
+    "moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_ecs",
+    "moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_sqs",
+    "moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_sfn",
+    "moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_dynamodb",
+    "moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_batch",
+    "moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_sns",
+    "moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_aws_sdk",
+)
+_sfn_clients: dict[tuple[str, str, str], Any] = {}
+_sfn_clients_lock = threading.Lock()
+
+
+def role_client(region: str, service: str, role_arn: str | None) -> Any:
+    """A client for a service integration, signing as a session of `role_arn`."""
+    if _role_credentials is None or not role_arn:
+        return _moto_boto_client_for(region=region, service=service)
+    env = _role_credentials(role_arn, "StepFunctions")
+    key = (region, service, env["AWS_ACCESS_KEY_ID"])
+    with _sfn_clients_lock:
+        client = _sfn_clients.get(key)
+        if client is None:
+            client = boto3.client(
+                service,
+                region_name=region,
+                endpoint_url=f"http://localhost:{moto_server_port()}",
+                aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+                aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
+                aws_session_token=env.get("AWS_SESSION_TOKEN"),
+                config=Config(
+                    parameter_validation=False,
+                    retries={"max_attempts": 0, "total_max_attempts": 1},
+                    connect_timeout=TimeoutSeconds.DEFAULT_TIMEOUT_SECONDS,
+                    read_timeout=TimeoutSeconds.DEFAULT_TIMEOUT_SECONDS,
+                ),
+            )
+            _sfn_clients[key] = client
+        return client
+
+
+def _boto_client_for(region: str, service: str, state_credentials: Any = None) -> Any:
+    return role_client(region, service, getattr(state_credentials, "role_arn", None))
+
+
+def _install_role_clients(role_credentials: RoleCredentials | None) -> None:
+    global _role_credentials
+    _role_credentials = role_credentials
+    _sfn_clients.clear()
+    for name in _BOTO_CLIENT_MODULES:
+        # Each module bound moto's function by name at import; rebind it there.
+        vars(importlib.import_module(name))["boto_client_for"] = (
+            _boto_client_for if role_credentials else _moto_boto_client_for
+        )
+
+
 # -- install / uninstall ------------------------------------------------------------------
 
 # (class or module, attribute, replacement); modules call `CustomErrorName(...)` by name.
@@ -430,12 +518,17 @@ _PATCHES: list[tuple[Any, str, Callable[..., Any] | property]] = [
 _MOTO: dict[tuple[Any, str], Any] = {(target, name): getattr(target, name) for target, name, _ in _PATCHES}
 
 
-def install(emit: EventEmitter | None, hold: PendingHold = contextlib.nullcontext) -> None:
+def install(
+    emit: EventEmitter | None,
+    hold: PendingHold = contextlib.nullcontext,
+    role_credentials: RoleCredentials | None = None,
+) -> None:
     """Apply the corrections to moto (idempotent) and route status events to `emit`."""
     global _emit, _hold
     _emit, _hold = emit, hold
     for target, name, replacement in _PATCHES:
         setattr(target, name, replacement)
+    _install_role_clients(role_credentials)
 
 
 def uninstall() -> None:
@@ -444,16 +537,20 @@ def uninstall() -> None:
     _emit, _hold = None, contextlib.nullcontext
     for (target, name), original in _MOTO.items():
         setattr(target, name, original)
+    _install_role_clients(None)
 
 
 @contextlib.contextmanager
 def suspended() -> Iterator[None]:
     """moto as shipped, for the duration (tests use it to check the gap still exists)."""
-    emit, hold = _emit, _hold
+    emit, hold, credentials = _emit, _hold, _role_credentials
     installed = StateTaskService._normalise_parameters is _normalise_parameters
     uninstall()
+    # Signing as the state machine's role is what the endpoint requires, not a correction under
+    # test: it stays.
+    _install_role_clients(credentials)
     try:
         yield
     finally:
         if installed:
-            install(emit, hold)
+            install(emit, hold, credentials)

@@ -9,7 +9,14 @@ import pytest
 from moto.events.models import EventPattern
 
 from sluice.local.events.backend import matches
-from tests.local.helpers import Local, drain_queue, queue_with_rule, wait_until
+from tests.local.helpers import (
+    Local,
+    allow_eventbridge,
+    drain_queue,
+    queue_with_rule,
+    service_role,
+    wait_until,
+)
 
 EVENT: dict[str, Any] = {
     "version": "0",
@@ -93,7 +100,11 @@ def rule(
     local: Local, name: str, targets: list[dict[str, Any]], pattern: dict[str, Any] | None = None, **kw: Any
 ) -> None:
     events = local.client("events")
-    events.put_rule(Name=name, EventPattern=json.dumps(pattern or {"source": ["sluice.test"]}), **kw)
+    rule_arn = events.put_rule(
+        Name=name, EventPattern=json.dumps(pattern or {"source": ["sluice.test"]}), **kw
+    )["RuleArn"]
+    for target in targets:
+        allow_eventbridge(local, rule_arn, target["Arn"])
     events.put_targets(Rule=name, EventBusName=kw.get("EventBusName", "default"), Targets=targets)
 
 
@@ -149,7 +160,7 @@ def test_step_functions_target_starts_an_execution(local: Local) -> None:
     machine = sfn.create_state_machine(
         name="echo",
         definition=json.dumps({"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}}),
-        roleArn="arn:aws:iam::123456789012:role/r",
+        roleArn=service_role(local.client("iam"), "r", "states.amazonaws.com", "events.amazonaws.com"),
     )["stateMachineArn"]
     rule(
         local,
@@ -159,7 +170,7 @@ def test_step_functions_target_starts_an_execution(local: Local) -> None:
                 "Id": "sm",
                 "Arn": machine,
                 "InputPath": "$.detail",
-                "RoleArn": "arn:aws:iam::123456789012:role/r",
+                "RoleArn": "arn:aws:iam::123456789012:role/r",  # the role made above
             }
         ],
     )

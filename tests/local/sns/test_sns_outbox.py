@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from tests.local.helpers import Local, wait_until
+from tests.local.helpers import Local, service_role, wait_until
 
 
 @pytest.mark.timeout(30)
@@ -54,9 +54,10 @@ def test_publish_batch_and_state_machine_publishes_are_recorded(local: Local) ->
             }
         },
     }
-    machine = sfn.create_state_machine(
-        name="tell", definition=json.dumps(definition), roleArn="arn:aws:iam::123456789012:role/r"
-    )["stateMachineArn"]
+    role = service_role(local.client("iam"), "r", "states.amazonaws.com")
+    machine = sfn.create_state_machine(name="tell", definition=json.dumps(definition), roleArn=role)[
+        "stateMachineArn"
+    ]
     sfn.start_execution(stateMachineArn=machine, name="t1", input=json.dumps({"text": "three"}))
 
     messages = wait_until(lambda: len(notes := local.cloud.notifications()) == 3 and notes)

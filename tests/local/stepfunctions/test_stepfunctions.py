@@ -8,9 +8,16 @@ from typing import Any
 import pytest
 
 from sluice.local.stepfunctions import backend as stepfunctions
-from tests.local.helpers import Local, drain_queue, queue_with_rule, wait_until
+from tests.local.helpers import Local, drain_queue, queue_with_rule, service_role, wait_until
 
-ROLE = "arn:aws:iam::123456789012:role/sfn"
+
+def service_role_once(local: Local) -> str:
+    """The state machines' role (created on first use in each test's cloud)."""
+    try:
+        return str(local.client("iam").get_role(RoleName="sfn")["Role"]["Arn"])
+    except local.client("iam").exceptions.NoSuchEntityException:
+        return service_role(local.client("iam"), "sfn", "states.amazonaws.com")
+
 
 SUBMIT_PARAMETERS: dict[str, Any] = {
     "JobName": "transform",
@@ -60,9 +67,9 @@ def batch_task(**extra: Any) -> dict[str, Any]:
 def create_machine(local: Local, states: dict[str, Any], start_at: str, name: str = "pipeline") -> str:
     definition = {"StartAt": start_at, "States": states}
     sfn = local.client("stepfunctions")
-    return sfn.create_state_machine(name=name, definition=json.dumps(definition), roleArn=ROLE)[
-        "stateMachineArn"
-    ]
+    return sfn.create_state_machine(
+        name=name, definition=json.dumps(definition), roleArn=service_role_once(local)
+    )["stateMachineArn"]
 
 
 def start(local: Local, machine_arn: str, name: str = "run-1", execution_input: Any = None) -> str:

@@ -19,11 +19,6 @@ from sluice.local.deploy.model import Created, generated_name
 
 log = logging.getLogger("sluice.local.deploy")
 
-# moto accepts any credentials; these make clear which ones the local cloud uses.
-LOCAL_ACCESS_KEY = "testing"
-LOCAL_SECRET_KEY = "testing"
-
-
 @dataclass
 class CreateContext:
     endpoint_url: str
@@ -38,11 +33,9 @@ class CreateContext:
 
     def client(self, service: str) -> Any:
         if service not in self._clients:
-            self._clients[service] = boto3.session.Session(
-                aws_access_key_id=LOCAL_ACCESS_KEY,
-                aws_secret_access_key=LOCAL_SECRET_KEY,
-                region_name=self.region,
-            ).client(
+            # Signs as whoever deploys (the process's credentials: on the local cloud, the
+            # administrator), like `sam deploy` does.
+            self._clients[service] = boto3.session.Session(region_name=self.region).client(
                 service,
                 endpoint_url=self.endpoint_url,
                 config=Config(retries={"max_attempts": 3, "mode": "standard"}),

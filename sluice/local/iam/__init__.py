@@ -1,0 +1,1 @@
+"""IAM for the local cloud: policy evaluation for a single account."""
