@@ -157,7 +157,9 @@ class LambdaRuntime:
                         region_name=self.region,
                     )
                 )
-                self._clients[service] = session.client(service, endpoint_url=self.endpoint_url, config=Config(retries={"max_attempts": 2}))
+                self._clients[service] = session.client(
+                    service, endpoint_url=self.endpoint_url, config=Config(retries={"max_attempts": 2})
+                )
             return self._clients[service]
 
     def wait_for_async(self, timeout: float) -> bool:
@@ -496,7 +498,6 @@ class LambdaRuntime:
 
     def _invoke_destination(self, function_arn: str, payload: bytes) -> None:
         self.invoke(function_arn, payload, "Event")
-
 
     def policy_document(self, function_arn: str) -> str | None:
         """The function's resource-based policy (its permissions) as JSON, or None."""

@@ -236,7 +236,9 @@ class BatchEngine:
             self._launch_failed(job, attempt, f"CannotPullContainerError: {error}")
             return
         try:
-            spec = build_launch(job, attempt, image, self._baseline, self.endpoint_url, self._role_credentials)
+            spec = build_launch(
+                job, attempt, image, self._baseline, self.endpoint_url, self._role_credentials
+            )
             on_output = partial(self._sink.write, *destination) if destination else _drop_output
             process = self._executor.launch(spec, on_output, partial(self._on_exit, job, attempt))
         except Exception as error:  # LaunchError, or anything else that keeps the container from starting

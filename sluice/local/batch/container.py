@@ -9,9 +9,8 @@ environment, the SubmitJob overrides, then the variables Batch sets
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from sluice.local.batch.executor import LaunchError, LaunchSpec

@@ -50,6 +50,7 @@ LambdaAuthorizer = Callable[[str, str], None]
 def _fixed_credentials(target: dict[str, Any], rule_arn: str) -> tuple[str, str, str | None]:
     return "testing", "testing", None
 
+
 MAX_PUT_EVENTS_ENTRIES = 10  # https://docs.aws.amazon.com/eventbridge/latest/APIReference/API_PutEvents.html
 _ENABLED_STATES = ("ENABLED", "ENABLED_WITH_ALL_CLOUDTRAIL_MANAGEMENT_EVENTS")
 

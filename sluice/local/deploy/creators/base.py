@@ -19,6 +19,7 @@ from sluice.local.deploy.model import Created, generated_name
 
 log = logging.getLogger("sluice.local.deploy")
 
+
 @dataclass
 class CreateContext:
     endpoint_url: str
