@@ -34,12 +34,15 @@ READ_CHUNK = 8 * 1024 * 1024
 
 
 def client(endpoint_url: str | None) -> Any:
+    """An S3 client signing with the process's credentials (the local cloud's administrator
+    once a LocalCloud runs in this process; any key for a bare moto server)."""
     return boto3.client(
         "s3",
         endpoint_url=endpoint_url,
         region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
+        aws_access_key_id=os.environ.get("AWS_ACCESS_KEY_ID", "testing"),
+        aws_secret_access_key=os.environ.get("AWS_SECRET_ACCESS_KEY", "testing"),
+        aws_session_token=os.environ.get("AWS_SESSION_TOKEN"),
     )
 
 

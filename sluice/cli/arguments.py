@@ -65,6 +65,23 @@ def add_reclaim_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_iam_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--iam",
+        choices=("enforce", "audit", "off"),
+        default="enforce",
+        help="local IAM: enforce (deny what AWS would deny, the default), audit (allow, record what "
+        "would be denied), off (authenticate only)",
+    )
+
+
+def key_pair(value: str) -> tuple[str, str]:
+    access_key, sep, secret = value.partition(":")
+    if not sep or not access_key or not secret:
+        raise argparse.ArgumentTypeError("expected ACCESS_KEY:SECRET_KEY")
+    return access_key, secret
+
+
 def add_target_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--endpoint-url", help="AWS endpoint (the local cloud's); default $AWS_ENDPOINT_URL or AWS"
@@ -86,6 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--out", type=Path, help="where to write results and the report (default ./sluice-out/<run>)"
     )
+    add_iam_argument(demo)
 
     local = commands.add_parser("local", help="the local cloud")
     local_commands = local.add_subparsers(dest="local_command", metavar="LOCAL_COMMAND")
@@ -94,11 +112,27 @@ def build_parser() -> argparse.ArgumentParser:
     )
     up.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: a free one)")
     add_reclaim_argument(up)
+    add_iam_argument(up)
+    up.add_argument(
+        "--allow-origin",
+        action="append",
+        default=[],
+        metavar="ORIGIN",
+        help="serve requests from this browser origin (e.g. http://localhost:3000); repeatable; none by default",
+    )
+    up.add_argument(
+        "--fixed-admin-key",
+        type=key_pair,
+        metavar="ACCESS_KEY:SECRET_KEY",
+        help="let the administrator sign with this fixed key (e.g. testing:testing for test suites written "
+        "for other emulators) instead of a new random one",
+    )
     run = local_commands.add_parser("run", help="one shot: start, deploy, upload FILE, wait, download, stop")
     run.add_argument("file", type=existing_file, metavar="FILE")
     run.add_argument("--options", help="aggregation options as JSON or @file.json")
     run.add_argument("--out", type=Path, help="output directory (default ./sluice-out/<run-id>/)")
     add_reclaim_argument(run)
+    add_iam_argument(run)
 
     drop = commands.add_parser("drop", help="upload FILE to the input bucket (the trigger starts a run)")
     drop.add_argument("file", type=existing_file, metavar="FILE")
@@ -127,6 +161,20 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("execution", help="execution name or ARN")
     report.add_argument("--out", type=Path, help="report file (default ./sluice-out/<run>/report.html)")
     add_target_arguments(report)
+
+    iam = commands.add_parser("iam", help="local IAM: what each principal used and what nothing used")
+    iam_commands = iam.add_subparsers(dest="iam_command", metavar="IAM_COMMAND")
+    iam_report = iam_commands.add_parser(
+        "report", help="per principal: actions used, the statements that allowed them, unused statements"
+    )
+    iam_report.add_argument(
+        "--state-dir",
+        type=Path,
+        default=Path(".sluice/local"),
+        help="the local cloud's state (default .sluice/local)",
+    )
+    iam_report.add_argument("--json", action="store_true", help="print the report as JSON")
+    add_target_arguments(iam_report)
 
     sample = commands.add_parser("sample-data", help="generate deterministic sample transactions")
     sample.add_argument(

@@ -28,27 +28,43 @@ def dispatch(args: argparse.Namespace) -> int:
         "logs": cmd_logs,
         "notifications": cmd_notifications,
         "report": cmd_report,
+        "iam": cmd_iam,
         "sample-data": cmd_sample_data,
     }
     return handlers[args.command](args)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from sluice.cli.localrun import run_demo
+    from sluice.cli.localrun import IamSettings, run_demo
 
     if args.rows < 1:
         raise UsageError("--rows must be at least 1")
-    return run_demo(rows=args.rows, out_dir=args.out)
+    return run_demo(rows=args.rows, out_dir=args.out, iam=IamSettings(mode=args.iam))
 
 
 def cmd_local(args: argparse.Namespace) -> int:
-    from sluice.cli.localrun import local_run, local_up
+    from sluice.cli.localrun import IamSettings, local_run, local_up
 
     if args.local_command == "up":
-        return local_up(port=args.port, spot_reclaim=args.spot_reclaim)
+        settings = IamSettings(
+            mode=args.iam, allowed_origins=tuple(args.allow_origin), fixed_admin_key=args.fixed_admin_key
+        )
+        return local_up(port=args.port, spot_reclaim=args.spot_reclaim, iam=settings)
     return local_run(
-        args.file, options=parse_options(args.options), out_dir=args.out, spot_reclaim=args.spot_reclaim
+        args.file,
+        options=parse_options(args.options),
+        out_dir=args.out,
+        spot_reclaim=args.spot_reclaim,
+        iam=IamSettings(mode=args.iam),
     )
+
+
+def cmd_iam(args: argparse.Namespace) -> int:
+    from sluice.runs.iamreport import build_iam_report, render_iam_report
+
+    report = build_iam_report(clients_for(args).client("iam"), args.state_dir)
+    print(json.dumps(report, indent=2) if args.json else render_iam_report(report))
+    return EXIT_OK
 
 
 def cmd_drop(args: argparse.Namespace) -> int:

@@ -12,6 +12,7 @@ import tempfile
 import threading
 import time
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from sluice.stack import DEFAULT_STACK, StackOutputs, load_outputs
 
 EXIT_OK, EXIT_FAILED = 0, 1
 RESULT_PREVIEW_ROWS = 15
+STATE_DIR = Path(".sluice/local")
 # Small shards locally so even the demo's file fans out into a real array job.
 LOCAL_PARAMETERS = {"ShardTargetMb": "2", "EnvironmentName": "dev"}
 # The demo's file is small enough for one machine yet split in several shards, so the transform
@@ -36,7 +38,7 @@ def project_root() -> Path:
     candidates = [
         os.environ.get("SLUICE_PROJECT_ROOT"),
         os.getcwd(),
-        str(Path(__file__).resolve().parents[1]),
+        str(Path(__file__).resolve().parents[2]),
     ]
     for candidate in candidates:
         if candidate and (Path(candidate) / "template.yaml").is_file():
@@ -68,12 +70,49 @@ def start_and_deploy(cloud: Any, overrides: dict[str, str] | None = None) -> Sta
     return load_outputs(cloud.client("cloudformation"), DEFAULT_STACK)
 
 
-def new_cloud(port: int = 0, spot_reclaim: float = 0.0, state_dir: Path | None = None) -> Any:
+@dataclass(frozen=True)
+class IamSettings:
+    """How the local cloud authorizes: `--iam`, `--allow-origin`, `--fixed-admin-key`."""
+
+    mode: str = "enforce"
+    allowed_origins: tuple[str, ...] = ()
+    fixed_admin_key: tuple[str, str] | None = None
+
+
+def new_cloud(
+    port: int = 0, spot_reclaim: float = 0.0, state_dir: Path | None = None, iam: IamSettings | None = None
+) -> Any:
     from sluice.local.cloud import LocalCloud
 
+    iam = iam or IamSettings()
     return LocalCloud(
-        port, project_root=project_root(), state_dir=state_dir, spot_reclaim_fraction=spot_reclaim
+        port,
+        project_root=project_root(),
+        state_dir=state_dir,
+        spot_reclaim_fraction=spot_reclaim,
+        iam=iam.mode,  # type: ignore[arg-type]  # checked by argparse's choices
+        allowed_origins=iam.allowed_origins,
+        fixed_admin_key=iam.fixed_admin_key,
     )
+
+
+def print_iam_summary(cloud: Any, directory: Path | None = None) -> None:
+    """What local IAM denied (or, in audit mode, would have denied) during the run."""
+    denials = list(cloud.iam.audit.denials)
+    if directory is not None:
+        with (directory / "iam.jsonl").open("w", encoding="utf-8") as handle:
+            for record in denials:
+                handle.write(json.dumps(record, sort_keys=True) + "\n")
+    if cloud.iam_mode == "off":
+        print("iam:           off (requests were authenticated, not authorized)")
+        return
+    verb = "denied" if cloud.iam_mode == "enforce" else "would have been denied (audit mode)"
+    print(f"iam:           {cloud.iam_mode}; {len(denials)} request(s) {verb}")
+    seen: set[str] = set()
+    for record in denials:
+        if record["message"] not in seen:
+            seen.add(record["message"])
+            print(f"  - {record['message']}")
 
 
 def download_prefix(clients: Clients, bucket: str, prefix: str, directory: Path) -> list[Path]:
@@ -148,18 +187,26 @@ def run_file(
     print(f"notifications: {directory / 'notifications.jsonl'} ({len(notifications)})")
     for note in notifications:
         print(f"  - {note.get('subject') or ''} {note.get('message', '')[:200]}".rstrip())
+    print_iam_summary(cloud, directory)
     return EXIT_OK if final["status"] == "SUCCEEDED" else EXIT_FAILED
 
 
-def local_run(path: Path, *, options: dict[str, Any], out_dir: Path | None, spot_reclaim: float = 0.0) -> int:
+def local_run(
+    path: Path,
+    *,
+    options: dict[str, Any],
+    out_dir: Path | None,
+    spot_reclaim: float = 0.0,
+    iam: IamSettings | None = None,
+) -> int:
     with tempfile.TemporaryDirectory(prefix="sluice-local-") as state:
-        with new_cloud(spot_reclaim=spot_reclaim, state_dir=Path(state)) as cloud:
+        with new_cloud(spot_reclaim=spot_reclaim, state_dir=Path(state), iam=iam) as cloud:
             print(f"local cloud at {cloud.endpoint_url}")
             outputs = start_and_deploy(cloud)
             return run_file(cloud, outputs, path, options, out_dir)
 
 
-def run_demo(rows: int, out_dir: Path | None) -> int:
+def run_demo(rows: int, out_dir: Path | None, iam: IamSettings | None = None) -> int:
     from sluice import sampledata
 
     with tempfile.TemporaryDirectory(prefix="sluice-demo-") as scratch:
@@ -170,24 +217,32 @@ def run_demo(rows: int, out_dir: Path | None) -> int:
         print(
             f"generated {rows:,} sample transactions ({size_mb:.1f} MB) in {time.monotonic() - started:.1f}s"
         )
-        with new_cloud(state_dir=Path(scratch) / "cloud") as cloud:
+        with new_cloud(state_dir=Path(scratch) / "cloud", iam=iam) as cloud:
             print(f"local cloud at {cloud.endpoint_url}; deploying template.yaml")
             outputs = start_and_deploy(cloud)
             return run_file(cloud, outputs, data, DEMO_OPTIONS, out_dir)
 
 
-def local_up(port: int = 0, spot_reclaim: float = 0.0) -> int:
+def local_up(port: int = 0, spot_reclaim: float = 0.0, iam: IamSettings | None = None) -> int:
     """Serve until Ctrl-C; print the endpoint only once it answers requests."""
-    state = Path(".sluice/local")
+    state = STATE_DIR
     state.mkdir(parents=True, exist_ok=True)
+    os.chmod(state, 0o700)  # holds the administrator's key
+    for stale in ("iam.jsonl", "iam-usage.jsonl"):
+        (state / stale).unlink(missing_ok=True)  # one session's decisions, not every session's
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    with new_cloud(port=port, spot_reclaim=spot_reclaim, state_dir=state) as cloud:
+    with new_cloud(port=port, spot_reclaim=spot_reclaim, state_dir=state, iam=iam) as cloud:
         outputs = start_and_deploy(cloud)
-        print(f"Sluice local cloud ready at {cloud.endpoint_url}")
-        print(
-            f"export AWS_ENDPOINT_URL={cloud.endpoint_url} AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing"
-        )
+        print(f"Sluice local cloud ready at {cloud.endpoint_url} (IAM: {cloud.iam_mode})")
+        exports = " ".join(f"{name}={value}" for name, value in cloud.environment.items())
+        print(f"export {exports}")
+        print(f"credentials:   {cloud.credentials_path} (0600; `. {cloud.credentials_path}` sets the same)")
+        if iam is not None and iam.fixed_admin_key is not None:
+            print(
+                "warning: the administrator signs with the fixed key given by --fixed-admin-key",
+                file=sys.stderr,
+            )
         print(f"input bucket: s3://{outputs.input_bucket}/{outputs.input_prefix}")
         print(f"notifications: {cloud.outbox_path}")
         sys.stdout.flush()

@@ -16,7 +16,11 @@ from sluice.stack import StackNotFoundError
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.command is None or (args.command == "local" and args.local_command is None):
+    if (
+        args.command is None
+        or (args.command == "local" and args.local_command is None)
+        or (args.command == "iam" and args.iam_command is None)
+    ):
         parser.print_help(sys.stderr)
         return EXIT_USAGE
     try:

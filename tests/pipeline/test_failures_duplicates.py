@@ -47,7 +47,19 @@ class EventCapture:
             "detail-type": ["Object Created"],
             "detail": {"bucket": {"name": [pipeline.outputs.input_bucket]}, "object": {"key": [key]}},
         }
-        self.events.put_rule(Name=self.name, EventPattern=json.dumps(pattern))
+        rule_arn = self.events.put_rule(Name=self.name, EventPattern=json.dumps(pattern))["RuleArn"]
+        # EventBridge may send to the queue for this rule only: the queue policy AWS requires.
+        grant = {
+            "Effect": "Allow",
+            "Principal": {"Service": "events.amazonaws.com"},
+            "Action": "sqs:SendMessage",
+            "Resource": queue_arn,
+            "Condition": {"ArnEquals": {"aws:SourceArn": rule_arn}},
+        }
+        self.sqs.set_queue_attributes(
+            QueueUrl=self.queue_url,
+            Attributes={"Policy": json.dumps({"Version": "2012-10-17", "Statement": [grant]})},
+        )
         self.events.put_targets(Rule=self.name, Targets=[{"Id": "capture", "Arn": queue_arn}])
 
     def next_event(self, timeout: float = 30) -> dict[str, Any]:

@@ -78,7 +78,11 @@ def test_trigger_failing_every_attempt_lands_the_event_in_the_failure_queue(
         f"arn:aws:lambda:us-east-1:123456789012:function:{pipeline.outputs.values['TriggerFunctionName']}"
     )
     assert record["responseContext"]["functionError"] == "Unhandled"
-    assert record["responsePayload"]["errorType"] == "StateMachineDoesNotExist"
+    # The role may start only the stack's state machine, so IAM refuses before the name is
+    # looked up, as on AWS (https://docs.aws.amazon.com/step-functions/latest/apireference/API_StartExecution.html).
+    assert record["responsePayload"]["errorType"] == "ClientError"
+    assert "AccessDeniedException" in record["responsePayload"]["errorMessage"]
+    assert "is not authorized to perform: states:StartExecution" in record["responsePayload"]["errorMessage"]
     event = record["requestPayload"]  # the original S3 event, as EventBridge delivered it
     assert event["source"] == "aws.s3" and event["detail-type"] == "Object Created"
     assert event["detail"]["bucket"]["name"] == pipeline.outputs.input_bucket

@@ -219,10 +219,20 @@ def _headers(environ: WSGIEnviron) -> dict[str, str]:
 
 
 def _service_from_path(environ: WSGIEnviron) -> str:
-    """The service an unsigned request meant, for the shape of its error (S3 unless it says otherwise)."""
+    """The service an unsigned request meant, only to shape its error like that service's."""
     target = str(environ.get("HTTP_X_AMZ_TARGET", ""))
     if target:
-        return target.split("_", 1)[0].split(".", 1)[0].lower()
+        prefix = target.split(".", 1)[0].lower()
+        return {"awsstepfunctions": "states", "awsevents": "events", "logs_20140328": "logs"}.get(
+            prefix, prefix
+        )
+    path = str(environ.get("PATH_INFO", ""))
+    if path.startswith("/v1/"):
+        return "batch"
+    if path.startswith(("/2015-03-31/", "/2017-10-31/", "/2019-09-25/")):
+        return "lambda"
+    if "Action=" in str(environ.get("QUERY_STRING", "")):
+        return "sns"
     return "s3"
 
 
