@@ -571,12 +571,17 @@ class Authorizer:
                 ctx, decision = self.decide(identity, authorization.action, resource, context)
                 if decision.allowed:
                     self.audit.used(identity, authorization.action, resource, decision.allowing)
-                    continue
+                    decision, ctx = self._encrypted_topic(identity, authorization.action, resource, base) or (
+                        decision,
+                        ctx,
+                    )
+                    if decision.allowed:
+                        continue
                 denial = Denial(
                     identity.principal.arn,
-                    authorization.action,
-                    resource,
-                    denial_message(ctx, decision, resource_policy_type=_policy_type(resource)),
+                    ctx.action,
+                    ctx.resource,
+                    denial_message(ctx, decision, resource_policy_type=_policy_type(ctx.resource)),
                 )
                 self._record(denial, identity, operation)
                 if first is None:
@@ -584,6 +589,49 @@ class Authorizer:
                 if self.mode == "enforce":
                     return first
         return first if self.mode == "enforce" else None
+
+    def _encrypted_topic(
+        self, identity: Identity, action: str, topic_arn: str, base: Mapping[str, ContextValue]
+    ) -> tuple[Decision, RequestContext] | None:
+        """Publishing to an SSE topic also needs kms:GenerateDataKey and kms:Decrypt on its key
+        (https://docs.aws.amazon.com/sns/latest/dg/sns-key-management.html); the first refusal, if any.
+
+        For an AWS service publishing (EventBridge), the KMS request context carries no
+        aws:SourceArn/aws:SourceAccount (ND on AWS's pages; docs/aws-behaviour.md#iam-policy-evaluation).
+        """
+        if action.lower() != "sns:publish" or not topic_arn.startswith("arn:"):
+            return None
+        key_arn = self._topic_key(topic_arn)
+        if key_arn is None:
+            return None
+        region = topic_arn.split(":")[3]
+        context = dict(base)
+        if identity.kind == "service":
+            for name in ("aws:SourceArn", "aws:SourceAccount"):
+                context.pop(name, None)
+        context["kms:ViaService"] = f"sns.{region}.amazonaws.com"
+        context["kms:CallerAccount"] = self.account_id
+        for kms_action in ("kms:GenerateDataKey", "kms:Decrypt"):
+            ctx, decision = self.decide(identity, kms_action, key_arn, context)
+            if not decision.allowed:
+                return decision, ctx
+            self.audit.used(identity, kms_action, key_arn, decision.allowing)
+        return None
+
+    def _topic_key(self, topic_arn: str) -> str | None:
+        region = topic_arn.split(":")[3]
+        try:
+            topic = sns_backends[self.account_id][region].topics.get(topic_arn)
+        except KeyError:
+            return None
+        key = str(getattr(topic, "kms_master_key_id", "") or "") if topic is not None else ""
+        if not key:
+            return None
+        if key.startswith("arn:aws:kms:") and ":alias/" not in key:
+            return key
+        if key.startswith("alias/") or ":alias/" in key:
+            return self.resolve(RESOLVE_KMS_ALIAS, key)
+        return f"arn:aws:kms:{region}:{self.account_id}:key/{key}"
 
     def _record(self, denial: Denial, identity: Identity, operation: str) -> None:
         self.audit.denied(
