@@ -60,8 +60,12 @@ def load_outputs(cloudformation: Any, stack_name: str = DEFAULT_STACK) -> StackO
     try:
         stacks = cloudformation.describe_stacks(StackName=stack_name)["Stacks"]
     except ClientError as error:
-        raise StackNotFoundError(
-            f"stack {stack_name} not found: {error.response['Error']['Message']}"
-        ) from error
+        # Only "does not exist" means a missing stack; a refused key or an expired token is the
+        # caller's credentials, and is reported as what it is.
+        # https://docs.aws.amazon.com/AWSCloudFormation/latest/APIReference/API_DescribeStacks.html
+        message = error.response["Error"].get("Message", "")
+        if error.response["Error"].get("Code") != "ValidationError" or "does not exist" not in message:
+            raise
+        raise StackNotFoundError(f"stack {stack_name} not found: {message}") from error
     outputs = {o["OutputKey"]: o["OutputValue"] for o in stacks[0].get("Outputs", [])}
     return StackOutputs(stack_name=stack_name, values=outputs)

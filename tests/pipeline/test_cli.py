@@ -49,9 +49,12 @@ def test_local_run_writes_outputs_report_and_notifications(tmp_path: Path) -> No
         "report.html",
         "timeline.png",
         "notifications.jsonl",
+        "iam.jsonl",
     ):
         assert (out / name).is_file(), name
     assert (out / "notifications.jsonl").read_text() == ""
+    assert "iam:           enforce; 0 request(s) denied" in result.stdout
+    assert (out / "iam.jsonl").read_text() == ""
 
 
 @pytest.mark.timeout(300)
@@ -141,3 +144,69 @@ def test_demo_runs_the_whole_pipeline_with_an_array(tmp_path: Path) -> None:
     assert re.search(r"transform\s+SUCCEEDED \[(\d+)/\1 succeeded, 0 failed\]", result.stdout), result.stdout
     assert (out / "output" / "_SUCCESS").is_file()
     assert (out / "report.html").is_file() and (out / "timeline.png").is_file()
+
+
+@pytest.mark.timeout(300)
+def test_local_up_prints_a_new_key_and_serves_only_requests_signed_with_it(tmp_path: Path) -> None:
+    """README's `local up` session: the export line, the 0600 credentials file, `drop`, `iam report`."""
+    env = {**os.environ, "SLUICE_PROJECT_ROOT": str(ROOT), "PYTHONUNBUFFERED": "1"}
+    for name in ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        env.pop(name, None)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "sluice.cli", "local", "up"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+    )
+    try:
+        assert server.stdout is not None
+        exports: dict[str, str] = {}
+        for line in server.stdout:
+            if line.startswith("export "):
+                exports = dict(item.split("=", 1) for item in line.split()[1:])
+                break
+        assert exports["AWS_ACCESS_KEY_ID"].startswith("AKIA") and exports["AWS_ACCESS_KEY_ID"] != "testing"
+        credentials = tmp_path / ".sluice" / "local" / "credentials.env"
+        assert oct(credentials.stat().st_mode & 0o777) == "0o600"
+        assert f"AWS_ACCESS_KEY_ID={exports['AWS_ACCESS_KEY_ID']}" in credentials.read_text()
+
+        source = tmp_path / "data.csv"
+        sampledata.generate(str(source), rows=500, seed=9)
+        signed = {**env, **exports}
+        drop = subprocess.run(
+            [sys.executable, "-m", "sluice.cli", "drop", str(source)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=signed,
+            cwd=tmp_path,
+        )
+        assert drop.returncode == 0, drop.stderr
+        unknown = {**signed, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+        refused = subprocess.run(
+            [sys.executable, "-m", "sluice.cli", "status"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=unknown,
+            cwd=tmp_path,
+        )
+        assert (
+            refused.returncode != 0 and "InvalidClientTokenId" in refused.stderr
+        )  # CloudFormation speaks query
+        report = subprocess.run(
+            [sys.executable, "-m", "sluice.cli", "iam", "report"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=signed,
+            cwd=tmp_path,
+        )
+        assert report.returncode == 0, report.stderr
+        assert "used   s3:PutObject" in report.stdout  # the person's upload, by the administrator policy
+        assert "sluice-local-admin" in report.stdout
+    finally:
+        server.terminate()
+        server.wait(timeout=60)
