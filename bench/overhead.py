@@ -205,14 +205,18 @@ def lambda_reports(logs: Any, function_name: str) -> list[dict[str, float | None
     return reports
 
 
-def measure(repeat: int) -> dict[str, Any]:
+# Local IAM may cost at most 20% of the no-op pipeline (the round-two target).
+IAM_OVERHEAD_TARGET = 1.2
+
+
+def measure(repeat: int, iam: str = "enforce") -> dict[str, Any]:
     from sluice.aws import Clients
     from sluice.cli.localrun import start_and_deploy
     from sluice.local.cloud import LocalCloud
 
     found: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="sluice-bench-overhead-") as state:
-        with LocalCloud(project_root=common.ROOT, state_dir=Path(state)) as cloud:
+        with LocalCloud(project_root=common.ROOT, state_dir=Path(state), iam=iam) as cloud:  # type: ignore[arg-type]
             outputs = start_and_deploy(cloud)
             clients = Clients(endpoint_url=cloud.endpoint_url)
             session = {"cloud": cloud, "outputs": outputs, "clients": clients}
@@ -265,6 +269,10 @@ def build_metrics(found: dict[str, Any]) -> list[common.Metric]:
     trigger = common.summary([r["put_to_execution_start_s"] for r in warm_trigger])["median"]
     real = common.summary([r["put_to_succeeded_s"] for r in warm_trigger])["median"]
     reports = found["trigger_lambda_reports"]
+    off = found.get("iam_off")
+    off_pipeline = (
+        common.summary([r["start_to_succeeded_s"] for r in off["pipeline"]])["median"] if off else None
+    )
     durations = [r["duration_ms"] for r in reports if r["init_ms"] is None]
     inits = [r["init_ms"] for r in reports if r["init_ms"] is not None]
     return [
@@ -280,6 +288,18 @@ def build_metrics(found: dict[str, Any]) -> list[common.Metric]:
             trigger + pipeline,
             "s",
             target=("<=", TARGET_S),
+        ),
+        common.metric(
+            "no-op pipeline with IAM off (authentication only), same run, median",
+            off_pipeline,
+            "s",
+        ),
+        common.metric(
+            "IAM enforce / IAM off, no-op pipeline medians",
+            pipeline / off_pipeline if off_pipeline else None,
+            "x",
+            target=("<=", IAM_OVERHEAD_TARGET),
+            note="SigV4 check and policy evaluation on every request",
         ),
         common.metric("trigger leg: PUT start -> execution start (warm, median)", trigger, "s"),
         common.metric(
@@ -311,6 +331,8 @@ def main(argv: list[str] | None = None) -> int:
     repeat = 2 if args.smoke else args.repeat
     common.say("overhead: no-op pipeline")
     found = measure(repeat)
+    common.say("overhead: the same with IAM off")
+    found["iam_off"] = measure(repeat, iam="off")
     path = common.write_result(
         common.results_dir_of(args),
         "overhead",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
@@ -192,6 +193,14 @@ def cmd_report(args: argparse.Namespace) -> int:
     clients, outputs = clients_for(args), outputs_for(args)
     arn = resolve_execution(clients, outputs, args.execution)
     data = build_report_data(clients, outputs, arn)
+    denials_file = Path(".sluice/local/iam.jsonl")
+    if denials_file.is_file():  # a `local up` session: its IAM denials during this run
+        from sluice.runs.iamreport import read_jsonl
+
+        start = (data.run.started_at or 0) / 1000
+        stop = (data.run.stopped_at / 1000) if data.run.stopped_at else float("inf")
+        window = [d for d in read_jsonl(denials_file) if start <= float(d.get("time", 0)) <= stop + 60]
+        data = dataclasses.replace(data, iam_denials=window)
     directory = args.out.parent if args.out else Path("sluice-out") / data.run.name
     report = write_report(data, directory)
     if args.out and report != args.out:

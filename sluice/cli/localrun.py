@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import os
@@ -165,7 +166,9 @@ def run_file(
     print(f"execution {arn.rsplit(':', 1)[-1]} started")
     final = watch(clients, arn)
     wall = time.monotonic() - started
-    data = build_report_data(clients, outputs, arn)
+    data = dataclasses.replace(
+        build_report_data(clients, outputs, arn), iam_denials=list(cloud.iam.audit.denials)
+    )
     directory = out_dir or Path("sluice-out") / data.run.name
     directory.mkdir(parents=True, exist_ok=True)
     prefix = ((data.run.output or {}).get("output") or {}).get("prefix")

@@ -31,6 +31,8 @@ class ReportData:
     manifest: dict[str, Any] | None
     summary: dict[str, Any] | None
     failure_logs: dict[str, list[str]]  # job id -> last log lines
+    # Local IAM's denials during the run (records of iam.jsonl); None where nobody recorded them (AWS).
+    iam_denials: list[dict[str, Any]] | None = None
 
 
 def _esc(value: object) -> str:
@@ -178,8 +180,26 @@ pre{{background:#f6f8fa;padding:8px;overflow-x:auto;max-height:320px}}
 <p><small>{_esc(data.price_note)}</small></p>
 <h2>Failures</h2>
 {failures or "<p>None.</p>"}
+{_iam_html(data.iam_denials)}
 </body></html>
 """
+
+
+def _iam_html(denials: list[dict[str, Any]] | None) -> str:
+    if denials is None:
+        return ""
+    if not denials:
+        return "<h2>Permissions (local IAM)</h2><p>No request was denied.</p>"
+    rows = "".join(
+        f"<tr><td>{_esc(d.get('outcome'))}</td><td>{_esc(d.get('principal'))}</td><td>{_esc(d.get('action'))}</td>"
+        f"<td>{_esc(d.get('resource'))}</td></tr>"
+        for d in denials
+    )
+    return (
+        "<h2>Permissions (local IAM)</h2><p>What the template's policies did not allow; on AWS these "
+        "requests fail the same way.</p><table><tr><th>outcome</th><th>principal</th><th>action</th>"
+        f"<th>resource</th></tr>{rows}</table>"
+    )
 
 
 def _failed_units(run: RunRecord) -> list[JobRecord]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -155,3 +156,26 @@ def test_html_is_self_contained_escaped_and_has_a_bar_per_attempt(run: RunRecord
     assert report.read_text(encoding="utf-8") == page
     with Image.open(tmp_path / "out" / "timeline.png") as image:
         assert image.size[0] > 600 and image.size[1] > 5 * 18
+
+
+def test_the_report_lists_local_iam_denials(run: RunRecord) -> None:
+    base = ReportData(
+        run=run,
+        timeline=layout(run),
+        cost=estimate(run, PriceTable.load()),
+        price_note="note",
+        manifest=None,
+        summary=None,
+        failure_logs={},
+    )
+    assert "Permissions (local IAM)" not in render_html(base)  # on AWS nobody recorded them
+    denial = {
+        "outcome": "denied",
+        "principal": "arn:aws:sts::123456789012:assumed-role/JobRole/j-1",
+        "action": "s3:PutObject",
+        "resource": "arn:aws:s3:::work/<run>/x",
+    }
+    page = render_html(dataclasses.replace(base, iam_denials=[denial]))
+    assert "Permissions (local IAM)" in page and "s3:PutObject" in page
+    assert "arn:aws:s3:::work/&lt;run&gt;/x" in page
+    assert "No request was denied." in render_html(dataclasses.replace(base, iam_denials=[]))
