@@ -73,7 +73,7 @@ NEEDED = [
     Needed((*JOB_DATA, 4), "JobRole", "s3:ListBucket", "workbucket"),
     Needed((*STATE_MACHINE, 0), "PipelineStateMachine", "batch:SubmitJob", ":job-definition/"),
     Needed((*STATE_MACHINE, 1), "PipelineStateMachine", "batch:DescribeJobs", "*"),
-    Needed((*STATE_MACHINE, 3), "PipelineStateMachine", "s3:GetObject", "/manifest.json"),
+    Needed((*STATE_MACHINE, 4), "PipelineStateMachine", "s3:GetObject", "/manifest.json"),
     Needed((*TOPIC_POLICY, 0), "events", "sns:Publish", "AlertsTopic", failing_run=True),
     Needed((*KEY_POLICY, 1), "events", "kms:GenerateDataKey", ":key/", failing_run=True),
 ]
