@@ -64,7 +64,8 @@ ADMIN_POLICY_NAME = "AdministratorAccess"
 ADMIN_POLICY = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
 PARTITION = "aws"
 # Global condition keys every request context carries here, and the ones known to be absent
-# from direct calls (docs/aws-behaviour.md#iam-policy-evaluation).
+# from direct calls (docs/aws-behaviour.md#iam-policy-evaluation). The principal's own keys
+# (aws:PrincipalArn, aws:username, ...) are derived by sluice.local.iam.policy itself.
 _ALWAYS_KNOWN = frozenset(
     {
         "aws:securetransport",
@@ -77,13 +78,6 @@ _ALWAYS_KNOWN = frozenset(
         "aws:sourceowner",
         "aws:viaawsservice",
         "aws:calledvia",
-        "aws:principalarn",
-        "aws:principalaccount",
-        "aws:principaltype",
-        "aws:username",
-        "aws:userid",
-        "aws:principalisawsservice",
-        "aws:principalservicename",
         "aws:multifactorauthpresent",
         "aws:tokenissuetime",
     }
