@@ -53,6 +53,7 @@ class AsyncTarget:
     executed_version: str
     event_invoke_config: dict[str, Any]
     dead_letter_target: str | None
+    role: str | None = None  # the execution role: Lambda sends records and dead letters as it
 
 
 class AsyncInvoker:

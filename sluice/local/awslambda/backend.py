@@ -88,7 +88,7 @@ class LambdaRuntime:
         self._clients: dict[str, Any] = {}
         self._client_lock = threading.Lock()
         self._logs = LogShipper(lambda: self.client("logs"))
-        self._destinations = DestinationSender(self.client, self._invoke_destination)
+        self._destinations = DestinationSender(self.client_as, self._invoke_destination, endpoint_url)
         self._async: AsyncInvoker | None = None
         self._api = LambdaApi(self.store, self)
         self._service = RestJsonService(
@@ -161,6 +161,24 @@ class LambdaRuntime:
                     service, endpoint_url=self.endpoint_url, config=Config(retries={"max_attempts": 2})
                 )
             return self._clients[service]
+
+    def client_as(self, service: str, role_arn: str | None) -> Any:
+        """A client signing as a session of the function's execution role, as Lambda sends
+        invocation records and dead letters (https://docs.aws.amazon.com/lambda/latest/dg/invocation-async-retain-records.html);
+        the runtime's own client where no IAM runs."""
+        if self.role_credentials is None or not role_arn:
+            return self.client(service)
+        env = self.role_credentials(role_arn, "lambda-destinations")
+        key = f"{service}/{env['AWS_ACCESS_KEY_ID']}"
+        with self._client_lock:
+            if key not in self._clients:
+                self._clients[key] = boto3.session.Session(
+                    aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+                    aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
+                    aws_session_token=env.get("AWS_SESSION_TOKEN"),
+                    region_name=self.region,
+                ).client(service, endpoint_url=self.endpoint_url, config=Config(retries={"max_attempts": 2}))
+            return self._clients[key]
 
     def wait_for_async(self, timeout: float) -> bool:
         """True once no asynchronous invocation is queued, waiting to retry, or running."""
@@ -443,6 +461,7 @@ class LambdaRuntime:
             executed_version=executed,
             event_invoke_config=state.event_invoke_config(event.qualifier),
             dead_letter_target=dlq,
+            role=str(version.config.get("Role") or "") or None,
         )
 
     def _async_attempt(self, event: AsyncEvent) -> Outcome | None:
@@ -474,7 +493,9 @@ class LambdaRuntime:
             (target.event_invoke_config.get("DestinationConfig") or {}).get("OnSuccess") or {}
         ).get("Destination")
         if destination:
-            self._destinations.send_record(destination, self._record(event, target, condition), success=True)
+            self._destinations.send_record(
+                destination, self._record(event, target, condition), success=True, role_arn=target.role
+            )
 
     def _async_failure(self, event: AsyncEvent, target: AsyncTarget, condition: str) -> None:
         log.info(
@@ -488,12 +509,18 @@ class LambdaRuntime:
             (target.event_invoke_config.get("DestinationConfig") or {}).get("OnFailure") or {}
         ).get("Destination")
         if destination:
-            self._destinations.send_record(destination, self._record(event, target, condition), success=False)
+            self._destinations.send_record(
+                destination, self._record(event, target, condition), success=False, role_arn=target.role
+            )
         if target.dead_letter_target:
             error = (event.last.error or {}) if event.last is not None else {}
             message = str(error.get("errorMessage") or condition)
             self._destinations.send_dead_letter(
-                target.dead_letter_target, event.payload, request_id=event.request_id, error_message=message
+                target.dead_letter_target,
+                event.payload,
+                request_id=event.request_id,
+                error_message=message,
+                role_arn=target.role,
             )
 
     def _invoke_destination(self, function_arn: str, payload: bytes) -> None:

@@ -12,7 +12,7 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from typing import Any, cast
+from typing import Any
 
 log = logging.getLogger("sluice.local.awslambda")
 
@@ -69,30 +69,40 @@ def _arn_parts(arn: str) -> tuple[str, str, str, str]:
 class DestinationSender:
     """Delivers records and dead letters through boto3 at the endpoint."""
 
-    def __init__(self, client: Callable[[str], Any], invoke_async: Callable[[str, bytes], None]) -> None:
-        self._client = client
+    def __init__(
+        self,
+        client: Callable[[str, str | None], Any],
+        invoke_async: Callable[[str, bytes], None],
+        endpoint_url: str,
+    ) -> None:
+        self._client = client  # (service, role ARN or None) -> boto3 client
         self._invoke_async = invoke_async
+        self._endpoint_url = endpoint_url
 
     def _queue_url(self, arn: str) -> str:
+        # Lambda sends to the queue ARN; it needs no sqs:GetQueueUrl of its own. The endpoint's
+        # queue URLs are <endpoint>/<account>/<name>.
         _, _, account, name = _arn_parts(arn)
-        return cast(
-            str, self._client("sqs").get_queue_url(QueueName=name, QueueOwnerAWSAccountId=account)["QueueUrl"]
-        )
+        return f"{self._endpoint_url}/{account}/{name}"
 
-    def send_record(self, destination: str, record: dict[str, Any], *, success: bool) -> None:
+    def send_record(
+        self, destination: str, record: dict[str, Any], *, success: bool, role_arn: str | None = None
+    ) -> None:
         body = json.dumps(record)
         try:
             service, _, _, resource = _arn_parts(destination)
             if service == "sqs":
-                self._client("sqs").send_message(QueueUrl=self._queue_url(destination), MessageBody=body)
+                self._client("sqs", role_arn).send_message(
+                    QueueUrl=self._queue_url(destination), MessageBody=body
+                )
             elif service == "sns":
-                self._client("sns").publish(TopicArn=destination, Message=body)
+                self._client("sns", role_arn).publish(TopicArn=destination, Message=body)
             elif service == "lambda":
                 self._invoke_async(destination, body.encode())
             elif service == "events":
                 outcome = "Success" if success else "Failure"
                 function_arn = record["requestContext"]["functionArn"]
-                self._client("events").put_events(
+                self._client("events", role_arn).put_events(
                     Entries=[
                         {
                             "Source": "lambda",
@@ -110,7 +120,9 @@ class DestinationSender:
         except Exception as exc:
             log.warning("could not deliver invocation record to %s: %s", destination, exc)
 
-    def send_dead_letter(self, target: str, payload: bytes, *, request_id: str, error_message: str) -> None:
+    def send_dead_letter(
+        self, target: str, payload: bytes, *, request_id: str, error_message: str, role_arn: str | None = None
+    ) -> None:
         attributes = {
             "RequestID": {"DataType": "String", "StringValue": request_id},
             "ErrorCode": {"DataType": "Number", "StringValue": "200"},
@@ -124,11 +136,13 @@ class DestinationSender:
         try:
             service = _arn_parts(target)[0]
             if service == "sqs":
-                self._client("sqs").send_message(
+                self._client("sqs", role_arn).send_message(
                     QueueUrl=self._queue_url(target), MessageBody=body, MessageAttributes=attributes
                 )
             elif service == "sns":
-                self._client("sns").publish(TopicArn=target, Message=body, MessageAttributes=attributes)
+                self._client("sns", role_arn).publish(
+                    TopicArn=target, Message=body, MessageAttributes=attributes
+                )
             else:
                 log.warning("dead-letter target %s must be an SQS queue or SNS topic; event dropped", target)
         except Exception as exc:
