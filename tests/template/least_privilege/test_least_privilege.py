@@ -40,7 +40,7 @@ class Needed:
     role: str  # logical id of the role (or function, for SAM roles) that uses it
     action: str  # the action a run performs that only this statement allows
     resource: str  # a fragment of the resource ARN the denial names
-    failing_run: bool = False  # the statement is used when a run fails (alerts), not when it succeeds
+    run: str = "good"  # good: a run succeeds; bad: ingest rejects the data (alerts); empty: the trigger rejects the upload
 
     @property
     def id(self) -> str:
@@ -74,8 +74,17 @@ NEEDED = [
     Needed((*STATE_MACHINE, 0), "PipelineStateMachine", "batch:SubmitJob", ":job-definition/"),
     Needed((*STATE_MACHINE, 1), "PipelineStateMachine", "batch:DescribeJobs", "*"),
     Needed((*STATE_MACHINE, 4), "PipelineStateMachine", "s3:GetObject", "/manifest.json"),
-    Needed((*TOPIC_POLICY, 0), "events", "sns:Publish", "AlertsTopic", failing_run=True),
-    Needed((*KEY_POLICY, 1), "events", "kms:GenerateDataKey", ":key/", failing_run=True),
+    Needed((*TOPIC_POLICY, 0), "events", "sns:Publish", "AlertsTopic", run="bad"),
+    Needed((*KEY_POLICY, 1), "events", "kms:GenerateDataKey", ":key/", run="bad"),
+    # A rejected upload: the trigger publishes the reason itself (SAM policy template + key use).
+    Needed((*_policies("TriggerFunction"), 1), "TriggerFunction", "sns:Publish", "AlertsTopic", run="empty"),
+    Needed(
+        (*_policies("TriggerFunction"), 3, "Statement", 0),
+        "TriggerFunction",
+        "kms:GenerateDataKey",
+        ":key/",
+        run="empty",
+    ),
 ]
 
 
@@ -103,15 +112,18 @@ class Run:
 
 
 @pytest.fixture
-def run_pipeline(tmp_path: Path) -> Iterator[Callable[[dict[str, Any], bool], Run]]:
+def run_pipeline(tmp_path: Path) -> Iterator[Callable[[dict[str, Any], str], Run]]:
     """Deploy a template on a fresh local cloud and run one upload through it."""
     clouds: list[LocalCloud] = []
     good = tmp_path / "good.csv"
     sampledata.generate(good, rows=2000, seed=7)
     bad = tmp_path / "bad.csv"
     bad.write_text("this,is\nnot,the,sample,schema\n")
+    empty = tmp_path / "empty.csv"
+    empty.write_bytes(b"")
+    sources = {"good": good, "bad": bad, "empty": empty}
 
-    def run(template: dict[str, Any], failing: bool) -> Run:
+    def run(template: dict[str, Any], kind: str) -> Run:
         path = tmp_path / f"template-{len(clouds)}.json"
         path.write_text(json.dumps(template))
         state = tmp_path / f"state-{len(clouds)}"
@@ -122,7 +134,7 @@ def run_pipeline(tmp_path: Path) -> Iterator[Callable[[dict[str, Any], bool], Ru
         register_stack(cloud.client("cloudformation"), stack)
         outputs = load_outputs(cloud.client("cloudformation"), DEFAULT_STACK)
         clients = Clients(endpoint_url=cloud.endpoint_url)
-        source = bad if failing else good
+        source = sources[kind]
         clients.s3.upload_file(str(source), outputs.input_bucket, f"incoming/{source.name}")
         status = "NONE"
         deadline = time.monotonic() + 60
@@ -131,8 +143,10 @@ def run_pipeline(tmp_path: Path) -> Iterator[Callable[[dict[str, Any], bool], Ru
             if executions and executions[0]["status"] != "RUNNING":
                 status = executions[0]["status"]
                 break
-            if not executions and cloud.iam.audit.denials:
-                break  # the trigger was refused: no execution will start
+            if not executions and (
+                cloud.iam.audit.denials or (kind == "empty" and cloud.notifications(settle=0))
+            ):
+                break  # the trigger was refused, or rejected the upload: no execution will start
             time.sleep(0.2)
         cloud.settle(10)
         usage_path = state / "iam-usage.jsonl"
@@ -146,13 +160,13 @@ def run_pipeline(tmp_path: Path) -> Iterator[Callable[[dict[str, Any], bool], Ru
         cloud.stop()
 
 
-def test_the_list_is_what_a_run_uses(run_pipeline: Callable[[dict[str, Any], bool], Run]) -> None:
-    """A succeeding and a failing run with the real template: every template statement they use is
-    in NEEDED, and every NEEDED statement is used (so the cases below test real needs)."""
+def test_the_list_is_what_a_run_uses(run_pipeline: Callable[[dict[str, Any], str], Run]) -> None:
+    """A succeeding, a failing and a rejected run with the real template: every template statement
+    they use is in NEEDED, and every NEEDED statement is used (so the cases below test real needs)."""
     used: set[tuple[str, str]] = set()  # (statement Sid or policy, action)
-    for failing in (False, True):
-        run = run_pipeline(TEMPLATE, failing)
-        assert run.status == ("FAILED" if failing else "SUCCEEDED")
+    for kind, status in (("good", "SUCCEEDED"), ("bad", "FAILED"), ("empty", "NONE")):
+        run = run_pipeline(TEMPLATE, kind)
+        assert run.status == status
         assert run.cloud.iam.audit.denials == []
         for record in run.usage:
             if "sluice-local-admin" not in record["principal"]:
@@ -166,7 +180,7 @@ def test_the_list_is_what_a_run_uses(run_pipeline: Callable[[dict[str, Any], boo
         statement.get("Sid")
         for path in (JOB_DATA, STATE_MACHINE, KEY_POLICY, TOPIC_POLICY)
         for statement in get(TEMPLATE, path)
-    } | {"ReadUploadedObjectMetadata"}
+    } | {"ReadUploadedObjectMetadata", "EncryptAlerts"}
     missing = (used_sids & template_sids) - sids - {"AllowAccountAdministration"}
     assert not missing, f"statements a run uses that no case removes: {missing}"
     for case in NEEDED:
@@ -179,9 +193,9 @@ def test_the_list_is_what_a_run_uses(run_pipeline: Callable[[dict[str, Any], boo
 
 @pytest.mark.parametrize("case", NEEDED, ids=lambda case: case.id)
 def test_removing_a_needed_statement_fails_the_run_with_access_denied(
-    run_pipeline: Callable[[dict[str, Any], bool], Run], case: Needed
+    run_pipeline: Callable[[dict[str, Any], str], Run], case: Needed
 ) -> None:
-    run = run_pipeline(without(TEMPLATE, case.path), case.failing_run)
+    run = run_pipeline(without(TEMPLATE, case.path), case.run)
     denials = [d for d in run.cloud.iam.audit.denials if d["action"].lower() == case.action.lower()]
     assert denials, f"no {case.action} denial; denials: {run.cloud.iam.audit.denials}"
     denial = denials[0]
@@ -190,12 +204,12 @@ def test_removing_a_needed_statement_fails_the_run_with_access_denied(
     assert case.resource.lower() in denial["resource"].lower()
     assert f"is not authorized to perform: {denial['action']}" in denial["message"]
     assert denial["resource"] in denial["message"] or denial["resource"] == "*"
-    if not case.failing_run:
+    if case.run == "good":
         assert run.status != "SUCCEEDED"
 
 
 def test_an_explicit_deny_for_a_needed_action_fails_the_run_the_same_way(
-    run_pipeline: Callable[[dict[str, Any], bool], Run],
+    run_pipeline: Callable[[dict[str, Any], str], Run],
 ) -> None:
     template = copy.deepcopy(TEMPLATE)
     get(template, JOB_DATA).append(
@@ -206,7 +220,7 @@ def test_an_explicit_deny_for_a_needed_action_fails_the_run_the_same_way(
             "Resource": {"Fn::Sub": "${WorkBucket.Arn}/work/*"},
         }
     )
-    run = run_pipeline(template, False)
+    run = run_pipeline(template, "good")
     assert run.status == "FAILED"
     denial = next(d for d in run.cloud.iam.audit.denials if d["action"] == "s3:PutObject")
     assert "/sluice-JobRole" in denial["principal"]
