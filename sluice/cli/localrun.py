@@ -20,6 +20,7 @@ from typing import Any
 from sluice.aws import Clients
 from sluice.runs.collect import build_report_data
 from sluice.runs.follow import watch
+from sluice.runs.iamreport import build_iam_report
 from sluice.runs.report import write_report
 from sluice.runs.start import drop_file, find_execution_for
 from sluice.stack import DEFAULT_STACK, StackOutputs, load_outputs
@@ -166,8 +167,11 @@ def run_file(
     print(f"execution {arn.rsplit(':', 1)[-1]} started")
     final = watch(clients, arn)
     wall = time.monotonic() - started
+    cloud.settle(10)  # the run's last requests (notifications, logs) are decided before reading
     data = dataclasses.replace(
-        build_report_data(clients, outputs, arn), iam_denials=list(cloud.iam.audit.denials)
+        build_report_data(clients, outputs, arn),
+        iam_denials=list(cloud.iam.audit.denials),
+        iam_usage=build_iam_report(cloud.client("iam"), cloud.state_dir),
     )
     directory = out_dir or Path("sluice-out") / data.run.name
     directory.mkdir(parents=True, exist_ok=True)

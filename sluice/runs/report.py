@@ -33,6 +33,8 @@ class ReportData:
     failure_logs: dict[str, list[str]]  # job id -> last log lines
     # Local IAM's denials during the run (records of iam.jsonl); None where nobody recorded them (AWS).
     iam_denials: list[dict[str, Any]] | None = None
+    # sluice.runs.iamreport.build_iam_report of the run's local cloud: used and unused statements.
+    iam_usage: dict[str, Any] | None = None
 
 
 def _esc(value: object) -> str:
@@ -181,6 +183,7 @@ pre{{background:#f6f8fa;padding:8px;overflow-x:auto;max-height:320px}}
 <h2>Failures</h2>
 {failures or "<p>None.</p>"}
 {_iam_html(data.iam_denials)}
+{_least_privilege_html(data.iam_usage)}
 </body></html>
 """
 
@@ -199,6 +202,30 @@ def _iam_html(denials: list[dict[str, Any]] | None) -> str:
         "<h2>Permissions (local IAM)</h2><p>What the template's policies did not allow; on AWS these "
         "requests fail the same way.</p><table><tr><th>outcome</th><th>principal</th><th>action</th>"
         f"<th>resource</th></tr>{rows}</table>"
+    )
+
+
+def _least_privilege_html(usage: dict[str, Any] | None) -> str:
+    if usage is None:
+        return ""
+    rows = []
+    for entry in usage["principals"]:
+        if entry["principal"].endswith(":user/sluice-local-admin"):
+            continue  # the person at the keyboard, with administrator rights
+        used = "<br>".join(
+            f"{_esc(r['action'])} on {_esc(r['resource'])} ({_esc(r.get('sid') or r['policy'])})"
+            for r in entry["used"]
+        )
+        unused = "<br>".join(
+            f"{_esc(r.get('sid') or r['policy'])}: {_esc(r['actions'])}" for r in entry["unused"]
+        )
+        rows.append(
+            f"<tr><td>{_esc(entry['principal'])}</td><td>{used or '-'}</td><td>{unused or '-'}</td></tr>"
+        )
+    return (
+        "<h2>Least privilege (local IAM)</h2><p>Per principal, what the run used and the statement that "
+        "allowed it; Allow statements nothing used are candidates for removal.</p><table><tr><th>principal</th>"
+        f"<th>used (allowed by)</th><th>unused statements</th></tr>{''.join(rows)}</table>"
     )
 
 

@@ -55,6 +55,9 @@ def test_local_run_writes_outputs_report_and_notifications(tmp_path: Path) -> No
     assert (out / "notifications.jsonl").read_text() == ""
     assert "iam:           enforce; 0 request(s) denied" in result.stdout
     assert (out / "iam.jsonl").read_text() == ""
+    report = (out / "report.html").read_text()
+    assert "Least privilege (local IAM)" in report and "No request was denied." in report
+    assert "ReadWriteWork" in report  # the job role's statement that allowed its work-bucket writes
 
 
 @pytest.mark.timeout(300)

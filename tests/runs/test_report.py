@@ -179,3 +179,39 @@ def test_the_report_lists_local_iam_denials(run: RunRecord) -> None:
     assert "Permissions (local IAM)" in page and "s3:PutObject" in page
     assert "arn:aws:s3:::work/&lt;run&gt;/x" in page
     assert "No request was denied." in render_html(dataclasses.replace(base, iam_denials=[]))
+
+
+def test_the_report_shows_least_privilege_per_principal(run: RunRecord) -> None:
+    usage = {
+        "principals": [
+            {"principal": "arn:aws:iam::123456789012:user/sluice-local-admin", "used": [], "unused": []},
+            {
+                "principal": "arn:aws:iam::123456789012:role/JobRole",
+                "used": [
+                    {
+                        "action": "s3:PutObject",
+                        "resource": "arn:aws:s3:::w/k",
+                        "sid": "ReadWriteWork",
+                        "policy": "p",
+                    }
+                ],
+                "unused": [{"policy": "p", "sid": "Spare", "statement": 3, "actions": ["s3:DeleteObject"]}],
+            },
+        ],
+        "denials": [],
+    }
+    data = ReportData(
+        run=run,
+        timeline=layout(run),
+        cost=estimate(run, PriceTable.load()),
+        price_note="note",
+        manifest=None,
+        summary=None,
+        failure_logs={},
+        iam_usage=usage,
+    )
+    page = render_html(data)
+    assert "Least privilege (local IAM)" in page
+    assert "s3:PutObject on arn:aws:s3:::w/k (ReadWriteWork)" in page
+    assert "Spare: [&#x27;s3:DeleteObject&#x27;]" in page
+    assert "sluice-local-admin" not in page
