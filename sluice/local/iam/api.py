@@ -171,9 +171,14 @@ class Gate:
                 service, environ.get("REQUEST_METHOD", "GET"), raw_path, raw_query, _headers(environ), body
             )
         except UnknownOperationError as error:
-            # Not an AWS API call boto3 could make: let the service answer (it refuses it too).
-            log.debug("IAM: %s", error)
-            return None
+            # Not an API call this gate can map to an IAM action: nothing can allow it, so it is
+            # refused like any unauthorized call (the endpoint never serves what it cannot authorize).
+            log.warning("IAM: refusing a request that names no known operation: %s", error)
+            message = (
+                f"User: {identity.principal.arn} is not authorized to perform this request: the local "
+                f"cloud cannot map it to an IAM action ({error})"
+            )
+            return self.iam.authorizer.record_unmapped(identity, message)
         if operation.service_model_name == "iam" and not operation.name.startswith(_IAM_READ_PREFIXES):
             self.iam.authorizer.policies_changed()
         if _needs_no_authorization(operation):
@@ -184,13 +189,13 @@ class Gate:
             account=self.iam.identities.account_id,
             resolver=self.iam.authorizer.resolve,
         )
-        denial = self.iam.authorizer.check(
+        found = self.iam.authorizer.check(
             identity,
             authorizations,
             region=region,
             operation=f"{operation.service_model_name}:{operation.name}",
         )
-        return denial.message if denial is not None else None
+        return found.message if found is not None else None
 
     @staticmethod
     def _error(

@@ -627,6 +627,13 @@ class Authorizer:
             return self.resolve(RESOLVE_KMS_ALIAS, key)
         return f"arn:aws:kms:{region}:{self.account_id}:key/{key}"
 
+    def record_unmapped(self, identity: Identity, message: str) -> str | None:
+        """A request no IAM action matches: denied (enforce) or recorded (audit); the message or None."""
+        if self.mode == "off":
+            return None
+        self._record(Denial(identity.principal.arn, "unknown", "*", message), identity, "unknown")
+        return message if self.mode == "enforce" else None
+
     def _record(self, denial: Denial, identity: Identity, operation: str) -> None:
         self.audit.denied(
             {

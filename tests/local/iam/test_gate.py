@@ -315,3 +315,22 @@ def test_an_allowed_origin_is_served(cloud_with: Any) -> None:
         assert response.status == 403 and b"Origin" not in response.read()
     finally:
         connection.close()
+
+
+def test_a_signed_request_naming_no_known_operation_is_refused(local: Local) -> None:
+    """What the gate cannot map to an IAM action it cannot authorize: refused, even for the
+    administrator, and recorded."""
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    url = f"{local.cloud.endpoint_url}/v1/launchmissiles"
+    request = AWSRequest(method="POST", url=url, data=b"{}", headers={"Content-Type": "application/json"})
+    admin = local.cloud.admin
+    SigV4Auth(Credentials(admin.access_key, admin.secret_key), "batch", "us-east-1").add_auth(request)
+    headers = dict(request.headers.items())
+    status, response_headers, body = raw(local, "POST", "/v1/launchmissiles", b"{}", **headers)
+    assert status == 403 and response_headers["x-amzn-errortype"].startswith("AccessDeniedException")
+    assert b"cannot map it to an IAM action" in body
+    assert local.batch.requests == []
+    assert local.cloud.iam.audit.denials[-1]["action"] == "unknown"
