@@ -54,6 +54,7 @@ def test_local_run_writes_outputs_report_and_notifications(tmp_path: Path) -> No
         assert (out / name).is_file(), name
     assert (out / "notifications.jsonl").read_text() == ""
     assert "iam:           enforce; 0 request(s) denied" in result.stdout
+    assert result.stderr.count("TriggerErrorsAlarm") == 1, result.stderr  # each not-emulated resource once
     assert (out / "iam.jsonl").read_text() == ""
     report = (out / "report.html").read_text()
     assert "Least privilege (local IAM)" in report and "No request was denied." in report

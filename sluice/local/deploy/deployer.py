@@ -217,9 +217,11 @@ class _Deployment:
         stack.metadata[lid] = dict(resource.get("Metadata") or {})
 
     def _not_emulated(self, stack: DeployedStack, lid: str, rtype: str) -> Created:
-        # Reported once per resource, never silently dropped: it exists on AWS, not here.
+        # Reported once per resource, never silently dropped: it exists on AWS, not here. The
+        # caller shows stack.not_emulated (the CLI prints one line each); a WARNING here would
+        # reach stderr a second time through logging's last-resort handler.
         stack.not_emulated.append((lid, rtype))
-        log.warning("%s (%s) has no local meaning; not emulated", lid, rtype)
+        log.info("%s (%s) has no local meaning; not emulated", lid, rtype)
         name = self.ctx.name(lid, max_length=255)
         attributes: dict[str, Any] = {}
         if rtype in _NOT_EMULATED_ARNS:
