@@ -6,6 +6,7 @@ The default spec fits the bundled sample data (`python -m sluice.sampledata`).
 from __future__ import annotations
 
 import json
+import os
 from typing import Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, ValidationError, model_validator
@@ -91,9 +92,24 @@ def parse_options(raw: str | None) -> Options:
     if not isinstance(data, dict):
         raise BadInput(f"options must be a JSON object, got {type(data).__name__}")
     try:
-        return Options.model_validate(data)
+        options = Options.model_validate(data)
     except ValidationError as exc:
         raise BadInput(f"invalid options: {describe_validation_error(exc)}") from None
+    if (options.fail_shards or options.hang_shards) and not fault_injection_allowed():
+        # Anyone who can upload can set options through object metadata: fault injection only
+        # where the stack was deployed to allow it (the AllowFaultInjection parameter).
+        raise BadInput(
+            "fail_shards/hang_shards inject faults for testing and this stack does not allow them "
+            "(deploy with AllowFaultInjection=true, never in production)"
+        )
+    return options
+
+
+FAULT_INJECTION_VARIABLE = "SLUICE_ALLOW_FAULT_INJECTION"
+
+
+def fault_injection_allowed() -> bool:
+    return os.environ.get(FAULT_INJECTION_VARIABLE, "false").lower() == "true"
 
 
 def describe_validation_error(exc: ValidationError) -> str:

@@ -65,6 +65,8 @@ class Run:
             "SLUICE_WORK_BUCKET": WORK_BUCKET,
             "SLUICE_OUTPUT_BUCKET": OUT_BUCKET,
             "SLUICE_SHARD_TARGET_MB": str(self.shard_target_mb),
+            # The job tests exercise fault injection; the template sets this from a parameter.
+            "SLUICE_ALLOW_FAULT_INJECTION": "true",
             "AWS_BATCH_JOB_ID": f"{self.run_id}-job",
             "AWS_BATCH_JOB_ATTEMPT": str(attempt),
             "AWS_BATCH_JQ_NAME": "test-queue",

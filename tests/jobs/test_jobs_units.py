@@ -243,3 +243,15 @@ def test_shard_writer_sizes_and_caps_shards(s3, target, max_shards, tmp_path):
     )
     assert back.equals(table)  # same rows, same order
     assert list(tmp_path.iterdir()) == []  # local shard files are removed once uploaded
+
+
+def test_fault_injection_is_refused_unless_the_stack_allows_it(monkeypatch):
+    from jobkit.options import FAULT_INJECTION_VARIABLE
+
+    monkeypatch.delenv(FAULT_INJECTION_VARIABLE, raising=False)
+    for option in ("fail_shards", "hang_shards"):
+        with pytest.raises(BadInput, match="deploy with AllowFaultInjection=true"):
+            parse_options(json.dumps({option: [0]}))
+    assert parse_options(json.dumps({"group_by": ["country"]})).group_by == ["country"]
+    monkeypatch.setenv(FAULT_INJECTION_VARIABLE, "true")
+    assert parse_options(json.dumps({"fail_shards": [1]})).fail_shards == [1]

@@ -21,5 +21,6 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipeline]:
 
     state = tmp_path_factory.mktemp("local-cloud")
     with LocalCloud(project_root=ROOT, state_dir=Path(state)) as cloud:
-        outputs = start_and_deploy(cloud)
+        # The failure tests inject faults (fail_shards, hang_shards), which the stack must allow.
+        outputs = start_and_deploy(cloud, {"AllowFaultInjection": "true"})
         yield Pipeline(cloud=cloud, outputs=outputs, clients=Clients(endpoint_url=cloud.endpoint_url))

@@ -214,3 +214,20 @@ def test_local_up_prints_a_new_key_and_serves_only_requests_signed_with_it(tmp_p
     finally:
         server.terminate()
         server.wait(timeout=60)
+
+
+@pytest.mark.timeout(300)
+def test_fault_injection_options_are_refused_by_a_stack_that_does_not_allow_them(tmp_path: Path) -> None:
+    """Anyone who can upload can set options; fail_shards/hang_shards need AllowFaultInjection=true."""
+    source = tmp_path / "sales.csv"
+    sampledata.generate(str(source), rows=500, seed=4)
+    out = tmp_path / "out"
+    result = sluice("local", "run", str(source), "--out", str(out), "--options", '{"fail_shards": [0]}')
+    assert result.returncode == 1, result.stdout + result.stderr
+    messages = [
+        json.loads(line)["message"] for line in (out / "notifications.jsonl").read_text().splitlines()
+    ]
+    assert any("Sluice job FAILED: sluice-ingest" in m for m in messages), messages  # refused up front
+    # The job's own sentence is in its log (the report shows a failed job's last log lines).
+    assert "deploy with AllowFaultInjection=true" in (out / "report.html").read_text()
+    assert not (out / "output").exists()
