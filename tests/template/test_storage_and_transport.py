@@ -30,3 +30,12 @@ def test_the_alerts_topic_refuses_publishing_without_tls():
     [deny] = [s for s in statements if s["Effect"] == "Deny"]
     assert deny["Principal"] == "*" and deny["Action"] == "sns:Publish"
     assert deny["Condition"] == {"Bool": {"aws:SecureTransport": False}}
+
+
+def test_ec2_mode_instances_in_the_stack_built_vpc_can_reach_ecs_and_ecr():
+    # No NAT gateway in the minimal VPC: EC2 container instances need a public IP to reach the
+    # ECS/ECR endpoints, Fargate tasks get theirs from the job definitions' AssignPublicIp.
+    for subnet in ("PublicSubnetA", "PublicSubnetB"):
+        mapping = resource(subnet)["Properties"]["MapPublicIpOnLaunch"]
+        assert mapping == {"Fn::If": ["UseEc2", True, False]}
+    assert TEMPLATE["Conditions"]["UseEc2"] == {"Fn::Equals": [{"Ref": "ComputeMode"}, "EC2"]}
