@@ -6,6 +6,7 @@ BIN := $(VENV)/bin
 TOOLS := .tools
 SAM_CLI_VERSION := 1.170.0
 CHECKOV_VERSION := 3.3.30
+AWSCLI_VERSION := 1.46.2
 PIP_VERSION := 25.3
 # sam build needs an interpreter matching the python3.13 Lambda runtime; pyenv has one here.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
@@ -20,8 +21,8 @@ $(BIN)/.installed: pyproject.toml
 	$(BIN)/pip install -q --disable-pip-version-check -e '.[dev]'
 	touch $@
 
-# aws-sam-cli and checkov pin their own dependency trees, so each lives in its own venv.
-tools: $(TOOLS)/sam/.installed $(TOOLS)/checkov/.installed
+# aws-sam-cli, checkov and the AWS CLI pin their own dependency trees, so each lives in its own venv.
+tools: $(TOOLS)/sam/.installed $(TOOLS)/checkov/.installed $(TOOLS)/awscli/.installed
 $(TOOLS)/sam/.installed:
 	$(PYTHON) -m venv $(TOOLS)/sam
 	$(TOOLS)/sam/bin/pip install -q --disable-pip-version-check "aws-sam-cli==$(SAM_CLI_VERSION)"
@@ -29,6 +30,11 @@ $(TOOLS)/sam/.installed:
 $(TOOLS)/checkov/.installed:
 	$(PYTHON) -m venv $(TOOLS)/checkov
 	$(TOOLS)/checkov/bin/pip install -q --disable-pip-version-check "checkov==$(CHECKOV_VERSION)"
+	touch $@
+# The real AWS CLI runs README's `aws ...` examples against the local cloud (tests/pipeline).
+$(TOOLS)/awscli/.installed:
+	$(PYTHON) -m venv $(TOOLS)/awscli
+	$(TOOLS)/awscli/bin/pip install -q --disable-pip-version-check "awscli==$(AWSCLI_VERSION)"
 	touch $@
 
 lint: venv tools
