@@ -5,18 +5,29 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from sluice.aws import Clients
-from sluice.cli.exits import UsageError
+from sluice.cli.exits import EXIT_USAGE, UsageError
 from sluice.stack import DEFAULT_STACK, load_outputs
 
 DESCRIPTION = """The `sluice` command line: run the pipeline locally in one command, or drive a deployed stack.
 
-Exit codes: 0 ok; 1 the pipeline/execution failed; 2 usage or input error; 130 interrupted.
+Exit codes: 0 succeeded; 1 the run failed; 2 usage or input error; 3 environment (endpoint
+unreachable, credentials refused or expired, port in use, project root or template.yaml missing,
+local deploy failed); 130 interrupted. Errors are one line: `sluice: <what is wrong>; <what to do>`.
 """
+OPTIONS_EXAMPLE = """'{"group_by": ["country"]}'"""
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, whose errors are one line like every other `sluice` error (still exit 2)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"sluice: usage error: {message}; see `{self.prog} --help`\n")
 
 
 def parse_options(value: str | None) -> dict[str, Any]:
@@ -24,25 +35,82 @@ def parse_options(value: str | None) -> dict[str, Any]:
     if not value:
         return {}
     text = value
+    source = "--options"
     if value.startswith("@"):
         path = Path(value[1:])
+        source = f"options file {path}"
+        if not path.exists():
+            raise UsageError(f"{source} does not exist; give an existing JSON file after @")
         if not path.is_file():
-            raise UsageError(f"options file {path} does not exist")
-        text = path.read_text()
+            raise UsageError(f"{source} is not a file; give a JSON file after @")
+        try:
+            text = path.read_bytes().decode("utf-8")
+        except UnicodeDecodeError as error:
+            raise UsageError(
+                f"{source} is not UTF-8 text (byte {error.start}); save it as UTF-8 JSON"
+            ) from None
+        except OSError as error:
+            raise UsageError(f"cannot read {source}: {error.strerror}; check its permissions") from None
     try:
         options = json.loads(text)
     except json.JSONDecodeError as error:
-        raise UsageError(f"--options is not valid JSON: {error.msg} at position {error.pos}") from error
+        raise UsageError(
+            f"{source} is not valid JSON: {error.msg} at position {error.pos}; "
+            f"pass a JSON object, e.g. {OPTIONS_EXAMPLE}"
+        ) from None
     if not isinstance(options, dict):
-        raise UsageError("--options must be a JSON object")
+        raise UsageError(f"--options must be a JSON object; e.g. {OPTIONS_EXAMPLE}")
     return options
 
 
 def existing_file(value: str) -> Path:
     path = Path(value)
+    if not path.exists():
+        raise argparse.ArgumentTypeError(f"{value} does not exist")
     if not path.is_file():
         raise argparse.ArgumentTypeError(f"{value} is not a file")
     return path
+
+
+def _writable(path: Path, flag: str, start: Path) -> None:
+    """The nearest existing of `start` and its ancestors is a directory we may write into."""
+    ancestor = start
+    while not ancestor.exists():
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise UsageError(f"{flag} {path}: {ancestor} is a file, not a directory; choose another path")
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise UsageError(f"{flag} {path}: {ancestor} is not writable; choose another path")
+
+
+def check_out_dir(path: Path | None, flag: str = "--out") -> None:
+    """An output directory: existing or creatable, and writable; checked before any slow work."""
+    if path is None:
+        return
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"{flag} {path} is a file; {flag} names a directory for the outputs and the report")
+    _writable(path, flag, path.absolute())
+
+
+def check_out_file(path: Path | None, flag: str = "--out") -> None:
+    """The report file: not a directory, in a directory that exists or can be created."""
+    if path is None:
+        return
+    if path.is_dir():
+        raise UsageError(
+            f"{flag} {path} is a directory; {flag} names the report file, e.g. {path / 'report.html'}"
+        )
+    _writable(path, flag, path.absolute().parent)
+
+
+def port_number(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value} is not a port number") from None
+    if not 0 <= number <= 65535:
+        raise argparse.ArgumentTypeError(f"{value} is not a port number (0-65535)")
+    return number
 
 
 def fraction(value: str) -> float:
@@ -93,9 +161,7 @@ def add_target_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="sluice", description=DESCRIPTION, formatter_class=argparse.RawTextHelpFormatter
-    )
+    parser = Parser(prog="sluice", description=DESCRIPTION, formatter_class=argparse.RawTextHelpFormatter)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     demo = commands.add_parser("demo", help="run the whole pipeline on generated data on the local cloud")
@@ -110,7 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
     up = local_commands.add_parser(
         "up", help="start the local cloud in the foreground and deploy template.yaml"
     )
-    up.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: a free one)")
+    up.add_argument("--port", type=port_number, default=0, help="port on 127.0.0.1 (default: a free one)")
     add_reclaim_argument(up)
     add_iam_argument(up)
     up.add_argument(
@@ -185,8 +251,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def checked_endpoint_url(args: argparse.Namespace) -> str | None:
+    """--endpoint-url, else $AWS_ENDPOINT_URL; an http(s) URL (botocore's own error is a traceback)."""
+    url, source = getattr(args, "endpoint_url", None), ""
+    if not url:
+        url, source = os.environ.get("AWS_ENDPOINT_URL"), " (AWS_ENDPOINT_URL)"
+    if not url or re.match(r"https?://[^/]", url):
+        return url
+    if "://" not in url:
+        raise UsageError(f"endpoint URL {url}{source} has no scheme; did you mean http://{url}")
+    raise UsageError(f"endpoint URL {url}{source} is not http(s); use http://HOST:PORT or https://HOST")
+
+
 def clients_for(args: argparse.Namespace) -> Clients:
-    return Clients(endpoint_url=getattr(args, "endpoint_url", None), region=getattr(args, "region", None))
+    return Clients(endpoint_url=checked_endpoint_url(args), region=getattr(args, "region", None))
 
 
 def outputs_for(args: argparse.Namespace) -> Any:

@@ -10,11 +10,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from sluice.cli.arguments import clients_for, outputs_for, parse_options
-from sluice.cli.exits import EXIT_FAILED, EXIT_OK, EXIT_USAGE, UsageError
+from botocore.exceptions import ClientError
+
+from sluice.cli.arguments import check_out_dir, check_out_file, clients_for, outputs_for, parse_options
+from sluice.cli.exits import EXIT_FAILED, EXIT_OK, UsageError
 from sluice.runs.follow import TERMINAL, watch
-from sluice.runs.records import load_run
-from sluice.runs.start import RunNotStartedError, drop_file, find_execution_for, start_run
+from sluice.runs.records import RunRecord, load_run
+from sluice.runs.start import drop_file, find_execution_for, start_run
 
 DEFAULT_OUTBOX = Path(".sluice/local/outbox.jsonl")
 
@@ -39,7 +41,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from sluice.cli.localrun import IamSettings, run_demo
 
     if args.rows < 1:
-        raise UsageError("--rows must be at least 1")
+        raise UsageError("--rows must be at least 1; e.g. --rows 100000")
+    check_out_dir(args.out)
     return run_demo(rows=args.rows, out_dir=args.out, iam=IamSettings(mode=args.iam))
 
 
@@ -51,9 +54,16 @@ def cmd_local(args: argparse.Namespace) -> int:
             mode=args.iam, allowed_origins=tuple(args.allow_origin), fixed_admin_key=args.fixed_admin_key
         )
         return local_up(port=args.port, spot_reclaim=args.spot_reclaim, iam=settings)
+    # Everything the run needs from the arguments is checked before the local cloud starts.
+    options = parse_options(args.options)
+    if args.file.stat().st_size == 0:
+        raise UsageError(
+            f"{args.file} is empty (0 bytes); the trigger rejects empty objects, so give a file with data"
+        )
+    check_out_dir(args.out)
     return local_run(
         args.file,
-        options=parse_options(args.options),
+        options=options,
         out_dir=args.out,
         spot_reclaim=args.spot_reclaim,
         iam=IamSettings(mode=args.iam),
@@ -72,21 +82,18 @@ def cmd_drop(args: argparse.Namespace) -> int:
     clients, outputs = clients_for(args), outputs_for(args)
     key, head = drop_file(clients, outputs, args.file, args.key)
     print(f"uploaded s3://{outputs.input_bucket}/{key} (version {head.get('VersionId', '-')})")
-    try:
-        arn = find_execution_for(clients, outputs, key, head)
-    except RunNotStartedError as error:
-        print(f"sluice: {error}", file=sys.stderr)
-        return EXIT_FAILED
+    arn = find_execution_for(clients, outputs, key, head)  # RunNotStartedError: exit 1 (sluice.cli.main)
     print(f"execution {arn}")
     return EXIT_OK
 
 
 def split_s3_uri(uri: str) -> tuple[str, str]:
+    problem = f"{uri} is not an s3://BUCKET/KEY URI; e.g. s3://my-bucket/incoming/data.csv"
     if not uri.startswith("s3://") or "/" not in uri[5:]:
-        raise UsageError(f"{uri} is not an s3://BUCKET/KEY URI")
+        raise UsageError(problem)
     bucket, key = uri[5:].split("/", 1)
     if not bucket or not key:
-        raise UsageError(f"{uri} is not an s3://BUCKET/KEY URI")
+        raise UsageError(problem)
     return bucket, key
 
 
@@ -109,6 +116,26 @@ def resolve_execution(clients: Any, outputs: Any, name_or_arn: str) -> str:
     return machine.replace(":stateMachine:", ":execution:", 1) + f":{name_or_arn}"
 
 
+# DescribeExecution's answers for a name or ARN that names no execution: the caller's input.
+NO_SUCH_EXECUTION = {"ExecutionDoesNotExist", "InvalidArn", "StateMachineDoesNotExist"}
+
+
+def unknown_execution(error: ClientError, name_or_arn: str, outputs: Any) -> UsageError | None:
+    """A UsageError when `error` says the execution the user named does not exist."""
+    if error.response.get("Error", {}).get("Code") not in NO_SUCH_EXECUTION:
+        return None
+    return UsageError(
+        f"no execution {name_or_arn} in {outputs.state_machine_arn}; `sluice status` lists recent runs"
+    )
+
+
+def load_named_run(clients: Any, outputs: Any, name_or_arn: str) -> RunRecord:
+    try:
+        return load_run(clients.sfn, clients.batch, resolve_execution(clients, outputs, name_or_arn))
+    except ClientError as error:
+        raise unknown_execution(error, name_or_arn, outputs) or error from None
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     clients, outputs = clients_for(args), outputs_for(args)
     if not args.execution:
@@ -118,8 +145,7 @@ def cmd_status(args: argparse.Namespace) -> int:
             took = f"{(stop - execution['startDate']).total_seconds():.1f}s" if stop else "running"
             print(f"{execution['status']:<10} {took:>9}  {execution['name']}")
         return EXIT_OK
-    arn = resolve_execution(clients, outputs, args.execution)
-    run = load_run(clients.sfn, clients.batch, arn)
+    run = load_named_run(clients, outputs, args.execution)
     print(f"{run.name}: {run.status}")
     if run.error:
         print(f"  error: {run.error}: {(run.cause or '')[:300]}")
@@ -137,7 +163,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 def log_location(clients: Any, job_id: str) -> tuple[str, str, str]:
     jobs = clients.batch.describe_jobs(jobs=[job_id])["jobs"]
     if not jobs:
-        raise UsageError(f"no job {job_id}")
+        raise UsageError(f"no job {job_id}; `sluice status EXECUTION` lists the jobs of a run")
     job = jobs[0]
     container = job.get("container", {})
     stream = container.get("logStreamName")
@@ -172,15 +198,45 @@ def cmd_logs(args: argparse.Namespace) -> int:
         time.sleep(0.5)
 
 
+def read_outbox(path: Path) -> list[dict[str, Any]]:
+    """The outbox's notifications, one JSON object a line; a line that is not one is an input error
+    naming the file and line (nothing is printed from a file that is not an outbox)."""
+    if path.is_dir():
+        raise UsageError(
+            f"outbox {path} is a directory; pass the outbox.jsonl file (default {DEFAULT_OUTBOX})"
+        )
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise UsageError(
+            f"outbox {path} is not UTF-8 text (byte {error.start}); pass the outbox.jsonl the local cloud wrote"
+        ) from None
+    notes: list[dict[str, Any]] = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            note = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise UsageError(
+                f"{path} line {number} is not JSON ({error.msg}); the outbox has one JSON object a line: "
+                "fix or delete that line"
+            ) from None
+        if not isinstance(note, dict):
+            raise UsageError(
+                f"{path} line {number} is not a JSON object; the outbox has one JSON object a line: "
+                "fix or delete that line"
+            )
+        notes.append(note)
+    return notes
+
+
 def cmd_notifications(args: argparse.Namespace) -> int:
     path = args.outbox or DEFAULT_OUTBOX
     if not path.exists():
         print(f"no notifications yet ({path} does not exist)")
         return EXIT_OK
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if not line.strip():
-            continue
-        note = json.loads(line)
+    for note in read_outbox(path):
         print(f"--- {note.get('time', '')} {note.get('subject') or ''}".rstrip())
         print(note.get("message", ""))
     return EXIT_OK
@@ -190,9 +246,13 @@ def cmd_report(args: argparse.Namespace) -> int:
     from sluice.runs.collect import build_report_data
     from sluice.runs.report import write_report
 
+    check_out_file(args.out)
     clients, outputs = clients_for(args), outputs_for(args)
     arn = resolve_execution(clients, outputs, args.execution)
-    data = build_report_data(clients, outputs, arn)
+    try:
+        data = build_report_data(clients, outputs, arn)
+    except ClientError as error:
+        raise unknown_execution(error, args.execution, outputs) or error from None
     denials_file = Path(".sluice/local/iam.jsonl")
     if denials_file.is_file():  # a `local up` session: its IAM denials during this run
         from sluice.runs.iamreport import read_jsonl
@@ -214,11 +274,21 @@ def cmd_sample_data(args: argparse.Namespace) -> int:
     from sluice import sampledata
 
     if args.rows < 1:
-        raise UsageError("--rows must be at least 1")
+        raise UsageError("--rows must be at least 1; e.g. --rows 100000")
+    out: Path = args.out
+    if out.is_dir():
+        raise UsageError(f"OUT {out} is a directory; name a file in it, e.g. {out / 'sales.csv'}")
+    parent = out.absolute().parent
+    if not parent.is_dir():
+        raise UsageError(f"directory {parent} does not exist; create it first, or write OUT elsewhere")
     try:
-        sampledata.generate(args.out, rows=args.rows, seed=args.seed)
+        sampledata.generate(out, rows=args.rows, seed=args.seed)
     except ValueError as error:
-        print(f"sluice: {error}", file=sys.stderr)
-        return EXIT_USAGE
-    print(f"wrote {args.rows} rows to {args.out}")
+        reason = str(error).replace(";", ",")
+        raise UsageError(
+            f"{reason}; name OUT .csv, .tsv, .jsonl or .parquet (+.gz for the text formats)"
+        ) from None
+    except OSError as error:
+        raise UsageError(f"cannot write {out}: {error.strerror}; choose a path you can write") from None
+    print(f"wrote {args.rows} rows to {out}")
     return EXIT_OK

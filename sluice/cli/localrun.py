@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import errno
 import io
 import json
 import os
 import signal
+import socket
 import sys
 import tempfile
 import threading
@@ -18,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from sluice.aws import Clients
+from sluice.cli.exits import EXIT_FAILED, EXIT_OK, EnvironmentProblem, UsageError
 from sluice.runs.collect import build_report_data
 from sluice.runs.follow import watch
 from sluice.runs.iamreport import build_iam_report
@@ -25,7 +28,6 @@ from sluice.runs.report import write_report
 from sluice.runs.start import drop_file, find_execution_for
 from sluice.stack import DEFAULT_STACK, StackOutputs, load_outputs
 
-EXIT_OK, EXIT_FAILED = 0, 1
 RESULT_PREVIEW_ROWS = 15
 STATE_DIR = Path(".sluice/local")
 # Small shards locally so even the demo's file fans out into a real array job.
@@ -36,18 +38,51 @@ DEMO_OPTIONS = {"shard_target_mb": 0.5}
 
 
 def project_root() -> Path:
-    """The checkout holding template.yaml: $SLUICE_PROJECT_ROOT, the current directory, or the package's."""
-    candidates = [
-        os.environ.get("SLUICE_PROJECT_ROOT"),
-        os.getcwd(),
-        str(Path(__file__).resolve().parents[2]),
-    ]
+    """The checkout holding template.yaml: $SLUICE_PROJECT_ROOT, else the current directory, else the
+    package's. A SLUICE_PROJECT_ROOT without template.yaml is an error, not a reason to look elsewhere."""
+    chosen = os.environ.get("SLUICE_PROJECT_ROOT")
+    if chosen:
+        if not (Path(chosen) / "template.yaml").is_file():
+            raise EnvironmentProblem(
+                f"SLUICE_PROJECT_ROOT={chosen} has no template.yaml; set it to the Sluice checkout "
+                "(the directory holding template.yaml), or unset it"
+            )
+        return Path(chosen)
+    candidates = [Path.cwd(), Path(__file__).resolve().parents[2]]
     for candidate in candidates:
-        if candidate and (Path(candidate) / "template.yaml").is_file():
-            return Path(candidate)
-    raise FileNotFoundError(
-        "template.yaml not found: run from the Sluice checkout or set SLUICE_PROJECT_ROOT"
+        if (candidate / "template.yaml").is_file():
+            return candidate
+    raise EnvironmentProblem(
+        f"template.yaml not found in {' or '.join(map(str, candidates))}; run from the Sluice checkout "
+        "or set SLUICE_PROJECT_ROOT to it"
     )
+
+
+def check_project() -> None:
+    """The project root and its template.yaml parse: checked before anything slow starts.
+    A template that does not parse raises DeployError (exit 3, like any failed local deploy)."""
+    from sluice.local.deploy.cfnyaml import load_template
+
+    load_template(project_root() / "template.yaml")
+
+
+def check_port_free(port: int) -> None:
+    """A fixed --port nothing else listens on, bound the way the endpoint binds it (SO_REUSEADDR)."""
+    if not port:
+        return
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError as error:
+            if error.errno == errno.EADDRINUSE:
+                raise EnvironmentProblem(
+                    f"port {port} on 127.0.0.1 is already in use; stop what uses it, or pick another "
+                    "--port (or none: a free one)"
+                ) from None
+            raise EnvironmentProblem(
+                f"cannot listen on 127.0.0.1:{port} ({error.strerror}); pick another --port"
+            ) from None
 
 
 def register_stack(cloudformation: Any, stack: Any, stack_name: str = DEFAULT_STACK) -> None:
@@ -117,11 +152,30 @@ def print_iam_summary(cloud: Any, directory: Path | None = None) -> None:
             print(f"  - {record['message']}")
 
 
+def local_path_for(directory: Path, remainder: str) -> Path:
+    """Where an object key's remainder (after the prefix) lands under `directory`.
+
+    S3 keys may contain `..`, `.`, empty segments or a leading `/`; any of them could write
+    outside `directory`, so such keys are refused rather than written.
+    """
+    parts = remainder.split("/")
+    if not remainder or any(part in ("", ".", "..") for part in parts):
+        raise UnsafeKeyError(f"object key remainder {remainder!r} would not stay inside {directory}")
+    target = directory.joinpath(*parts)
+    if not target.resolve().is_relative_to(directory.resolve()):
+        raise UnsafeKeyError(f"object key remainder {remainder!r} would not stay inside {directory}")
+    return target
+
+
+class UnsafeKeyError(UsageError):
+    """An object key that would be written outside the output directory (input error: exit 2)."""
+
+
 def download_prefix(clients: Clients, bucket: str, prefix: str, directory: Path) -> list[Path]:
     written: list[Path] = []
     for page in clients.s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
         for item in page.get("Contents", []):
-            target = directory / item["Key"][len(prefix) :]
+            target = local_path_for(directory, item["Key"][len(prefix) :])
             target.parent.mkdir(parents=True, exist_ok=True)
             clients.s3.download_file(bucket, item["Key"], str(target))
             written.append(target)
@@ -206,6 +260,7 @@ def local_run(
     spot_reclaim: float = 0.0,
     iam: IamSettings | None = None,
 ) -> int:
+    check_project()
     with tempfile.TemporaryDirectory(prefix="sluice-local-") as state:
         with new_cloud(spot_reclaim=spot_reclaim, state_dir=Path(state), iam=iam) as cloud:
             print(f"local cloud at {cloud.endpoint_url}")
@@ -216,6 +271,7 @@ def local_run(
 def run_demo(rows: int, out_dir: Path | None, iam: IamSettings | None = None) -> int:
     from sluice import sampledata
 
+    check_project()
     with tempfile.TemporaryDirectory(prefix="sluice-demo-") as scratch:
         data = Path(scratch) / "transactions.csv"
         started = time.monotonic()
@@ -232,6 +288,8 @@ def run_demo(rows: int, out_dir: Path | None, iam: IamSettings | None = None) ->
 
 def local_up(port: int = 0, spot_reclaim: float = 0.0, iam: IamSettings | None = None) -> int:
     """Serve until Ctrl-C; print the endpoint only once it answers requests."""
+    check_project()
+    check_port_free(port)
     state = STATE_DIR
     state.mkdir(parents=True, exist_ok=True)
     os.chmod(state, 0o700)  # holds the administrator's key

@@ -85,6 +85,6 @@ def find_execution_for(
                 seen.add(arn)
         time.sleep(0.2)
     raise RunNotStartedError(
-        f"no execution started for s3://{outputs.input_bucket}/{key} within {timeout_s:.0f} s "
-        "(the trigger may have rejected it: see `sluice notifications`)"
+        f"no execution started for s3://{outputs.input_bucket}/{key} within {timeout_s:.0f} s; "
+        "the trigger may have rejected it: see `sluice notifications`"
     )

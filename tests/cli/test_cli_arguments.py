@@ -75,3 +75,18 @@ def test_help_of_every_command() -> None:
         result = run_cli(command, "--help")
         assert result.returncode == 0, (command, result.stderr)
         assert "usage: sluice" in result.stdout
+
+
+@pytest.mark.parametrize("remainder", ["../escape.csv", "/etc/passwd", "a/../../b", "a//b", "./x", ""])
+def test_output_keys_that_would_leave_the_output_directory_are_refused(tmp_path, remainder):
+    from sluice.cli.localrun import UnsafeKeyError, local_path_for
+
+    with pytest.raises(UnsafeKeyError, match="would not stay inside"):
+        local_path_for(tmp_path, remainder)
+
+
+def test_ordinary_output_keys_land_inside_the_output_directory(tmp_path):
+    from sluice.cli.localrun import local_path_for
+
+    assert local_path_for(tmp_path, "result.csv") == tmp_path / "result.csv"
+    assert local_path_for(tmp_path, "sub/dir/x.parquet") == tmp_path / "sub" / "dir" / "x.parquet"
