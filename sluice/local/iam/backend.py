@@ -137,6 +137,7 @@ class Identities:
         self._by_key: dict[str, Identity] = {}
         self._sessions: dict[tuple[str, str, str], Identity] = {}
         self._services: dict[tuple[str, str | None], Identity] = {}
+        self._trust_decisions: dict[tuple[str, str, str], bool] = {}
         self.admin: Identity | None = None
 
     @property
@@ -183,18 +184,7 @@ class Identities:
         role = self._iam.roles.get(self._role_id(role_name))
         if role is None:
             raise RoleAssumeError(f"role {role_arn} does not exist")
-        trust = Policy(
-            _document_text(role.assume_role_policy_document),
-            f"trust policy of {role_arn}",
-            resource_based=True,
-        )
-        decision = evaluate(
-            RequestContext(Principal.aws_service(service), "sts:AssumeRole", role_arn, {}),
-            [],
-            trust,
-            resource_policy_required=True,
-        )
-        if not decision.allowed:
+        if not self._trusts(role_arn, _document_text(role.assume_role_policy_document), service):
             raise RoleAssumeError(f"the trust policy of {role_arn} does not allow {service} to assume it")
         assumed = sts_backends[self.account_id][PARTITION].assume_role(
             region_name=self.region,
@@ -218,6 +208,22 @@ class Identities:
         with self._lock:
             self._sessions[cache_key] = identity
             return self._remember(identity)
+
+    def _trusts(self, role_arn: str, document: str, service: str) -> bool:
+        """Whether the trust policy lets `service` assume the role; parsed once per document,
+        since every Batch job (and array child) gets a session of its own."""
+        key = (role_arn, document, service)
+        allowed = self._trust_decisions.get(key)
+        if allowed is None:
+            trust = Policy(document, f"trust policy of {role_arn}", resource_based=True)
+            allowed = evaluate(
+                RequestContext(Principal.aws_service(service), "sts:AssumeRole", role_arn, {}),
+                [],
+                trust,
+                resource_policy_required=True,
+            ).allowed
+            self._trust_decisions[key] = allowed
+        return allowed
 
     def _role_id(self, role_name: str) -> str:
         for role_id, role in self._iam.roles.items():
