@@ -24,6 +24,10 @@ def load_function(name: str) -> ModuleType:
     if module_name in sys.modules:
         return sys.modules[module_name]
     path = ROOT / "functions" / name / "app.py"
+    # Lambda puts the function's folder on sys.path, so app.py imports its sibling modules
+    # (notify's notices.py) by plain name; do the same here.
+    if str(path.parent) not in sys.path:
+        sys.path.insert(0, str(path.parent))
     spec = importlib.util.spec_from_file_location(module_name, path)
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)

@@ -3,6 +3,9 @@
 The execution name is a pure function of (bucket, key, version id or etag, sequencer), so an
 event delivered twice maps to the same name and Step Functions refuses the second start
 (`ExecutionAlreadyExists`), which this function counts as success.
+
+An object it refuses becomes one `Sluice Upload Rejected` event on the default event bus; the
+notify function turns it into the message (all notification wording lives there).
 """
 
 from __future__ import annotations
@@ -37,16 +40,24 @@ HASH_CHARS = 24
 SLUG_CHARS = MAX_EXECUTION_NAME - HASH_CHARS - 1
 CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
 OPTIONS_METADATA_KEY = "sluice-options"
+# The custom event the notify function subscribes to (template.yaml, NotifyFunction events).
+# "aws." sources are reserved for AWS services:
+# https://docs.aws.amazon.com/eventbridge/latest/APIReference/API_PutEventsRequestEntry.html
+REJECTION_SOURCE = "sluice"
+REJECTION_DETAIL_TYPE = "Sluice Upload Rejected"
 
 
 class ObjectRejectedError(Exception):
     """The object cannot be processed; the reason is meant for people."""
 
 
+class RejectionNotSentError(Exception):
+    """EventBridge did not accept the rejection event; raising makes Lambda retry the event."""
+
+
 @dataclass(frozen=True)
 class Settings:
     state_machine_arn: str
-    alerts_topic_arn: str
     input_prefix: str
     input_suffix: str
     max_input_bytes: int
@@ -55,7 +66,6 @@ class Settings:
     def from_env(cls) -> Settings:
         return cls(
             state_machine_arn=os.environ["STATE_MACHINE_ARN"],
-            alerts_topic_arn=os.environ["ALERTS_TOPIC_ARN"],
             input_prefix=os.environ.get("INPUT_PREFIX", ""),
             input_suffix=os.environ.get("INPUT_SUFFIX", ""),
             max_input_bytes=int(os.environ.get("MAX_INPUT_BYTES", str(50 * 1024**3))),
@@ -84,8 +94,8 @@ def _sfn() -> Any:
 
 
 @cache
-def _sns() -> Any:
-    return boto3.client("sns")
+def _events() -> Any:
+    return boto3.client("events")
 
 
 def execution_name(bucket: str, key: str, version_or_etag: str | None, sequencer: str | None) -> str:
@@ -186,17 +196,27 @@ def start_execution(name: str, payload: dict[str, Any], settings: Settings) -> s
     return "started"
 
 
-def notify_rejection(bucket: str, key: str, reason: str, settings: Settings) -> None:
-    uri = f"s3://{bucket}/{key}"
-    _sns().publish(
-        TopicArn=settings.alerts_topic_arn,
-        Subject="Sluice rejected an uploaded object",
-        Message=(
-            f"Sluice did not process {uri}: {reason}.\n"
-            "Nothing was started and the object was left untouched. "
-            "Fix the cause and upload the object again."
-        ),
+def report_rejection(
+    bucket: str, key: str, version_id: str | None, reason: str, resources: list[str]
+) -> None:
+    detail = {"bucket": bucket, "key": key, "reason": reason}
+    if version_id:
+        detail["versionId"] = version_id
+    response = _events().put_events(
+        Entries=[
+            {
+                "Source": REJECTION_SOURCE,
+                "DetailType": REJECTION_DETAIL_TYPE,
+                "Detail": json.dumps(detail),
+                "Resources": resources,  # the bucket ARN, as the S3 event named it
+            }
+        ]
     )
+    # PutEvents reports per-entry failures in a 200 response:
+    # https://docs.aws.amazon.com/eventbridge/latest/APIReference/API_PutEvents.html
+    if response.get("FailedEntryCount"):
+        entry = response["Entries"][0]
+        raise RejectionNotSentError(f"{entry.get('ErrorCode')}: {entry.get('ErrorMessage')}")
 
 
 def handle(event: dict[str, Any], settings: Settings) -> dict[str, Any]:
@@ -223,7 +243,7 @@ def handle(event: dict[str, Any], settings: Settings) -> dict[str, Any]:
         reason = str(rejection)
         logger.warning("object rejected", extra={"bucket": bucket, "key": display_key, "reason": reason})
         metrics.add_metric(name="ObjectsRejected", unit=MetricUnit.Count, value=1)
-        notify_rejection(bucket, display_key, reason, settings)
+        report_rejection(bucket, display_key, s3_object.version_id, reason, list(model.resources))
         return {"status": "rejected", "bucket": bucket, "key": display_key, "reason": reason}
 
     outcome = start_execution(name, execution_input(obj, options), settings)

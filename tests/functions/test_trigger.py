@@ -51,16 +51,19 @@ class Env:
         return self.sfn.list_executions(stateMachineArn=self.state_machine_arn)["executions"]
 
     def notifications(self) -> list[str]:
+        """Rejection events the trigger put on the default bus, as `s3://bucket/key: reason`."""
         messages = self.sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10).get(
             "Messages", []
         )
-        return [json.loads(m["Body"])["Message"] for m in messages]
+        events = [json.loads(m["Body"]) for m in messages]
+        assert all(e["detail-type"] == trigger.REJECTION_DETAIL_TYPE for e in events)
+        return [f"s3://{e['detail']['bucket']}/{e['detail']['key']}: {e['detail']['reason']}" for e in events]
 
 
 @pytest.fixture
 def env() -> Iterator[Env]:
     with mock_aws():
-        for cached in (trigger._s3, trigger._sfn, trigger._sns):
+        for cached in (trigger._s3, trigger._sfn, trigger._events):
             cached.cache_clear()
         s3 = boto3.client("s3")
         s3.create_bucket(Bucket=BUCKET)
@@ -71,16 +74,21 @@ def env() -> Iterator[Env]:
             roleArn=role,
             definition=json.dumps({"StartAt": "Done", "States": {"Done": {"Type": "Succeed"}}}),
         )["stateMachineArn"]
-        topic = boto3.client("sns").create_topic(Name="alerts")["TopicArn"]
         sqs = boto3.client("sqs")
-        queue_url = sqs.create_queue(QueueName="alerts-inbox")["QueueUrl"]
+        queue_url = sqs.create_queue(QueueName="rejections-inbox")["QueueUrl"]
         queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"][
             "QueueArn"
         ]
-        boto3.client("sns").subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)
+        events = boto3.client("events")
+        events.put_rule(
+            Name="rejections",
+            EventPattern=json.dumps(
+                {"source": [trigger.REJECTION_SOURCE], "detail-type": [trigger.REJECTION_DETAIL_TYPE]}
+            ),
+        )
+        events.put_targets(Rule="rejections", Targets=[{"Id": "inbox", "Arn": queue_arn}])
         settings = trigger.Settings(
             state_machine_arn=machine,
-            alerts_topic_arn=topic,
             input_prefix="incoming/",
             input_suffix="",
             max_input_bytes=1_000_000,
@@ -237,7 +245,6 @@ def test_execution_names_are_valid_and_deterministic(key: str) -> None:
 
 def test_lambda_handler_reads_settings_from_environment(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("STATE_MACHINE_ARN", env.settings.state_machine_arn)
-    monkeypatch.setenv("ALERTS_TOPIC_ARN", env.settings.alerts_topic_arn)
     monkeypatch.setenv("INPUT_PREFIX", "incoming/")
     key = "incoming/sales-2026-11.csv"
     event = env.event_for(key, env.put(key), size=8)

@@ -63,6 +63,23 @@ class Pipeline:
     def notifications_about(self, text: str) -> list[dict[str, Any]]:
         return [n for n in self.cloud.notifications() if text in (n.get("message") or "")]
 
+    def alerts_for(self, attribute: str, value: str) -> list[dict[str, Any]]:
+        """Notifications whose message attribute `attribute` (run_id, input_key, ...) is `value`."""
+        return [
+            n
+            for n in self.cloud.notifications()
+            if (n.get("attributes") or {}).get(attribute, {}).get("Value") == value
+        ]
+
+    def the_alert_for(self, run_id: str, timeout: float = 30) -> dict[str, Any]:
+        """Wait for the run's alert, let deliveries settle, and check it is the only one."""
+        wait_for(lambda: self.alerts_for("run_id", run_id), timeout, f"the alert for {run_id}")
+        self.cloud.settle(10)
+        alerts = self.alerts_for("run_id", run_id)
+        assert len(alerts) == 1, [a["subject"] for a in alerts]
+        print(f"--- alert as received\nSubject: {alerts[0]['subject']}\n{alerts[0]['message']}")
+        return alerts[0]
+
     def output_keys(self, prefix: str) -> list[str]:
         listing = self.clients.s3.list_objects_v2(Bucket=self.outputs.output_bucket, Prefix=prefix)
         return sorted(item["Key"] for item in listing.get("Contents", []))

@@ -69,9 +69,9 @@ def test_local_run_of_bad_input_exits_1_with_notifications(tmp_path: Path) -> No
     result = sluice("local", "run", str(source), "--out", str(out))
     assert result.returncode == 1, result.stdout + result.stderr
     notes = [json.loads(line) for line in (out / "notifications.jsonl").read_text().splitlines()]
-    messages = [n["message"] for n in notes]
-    assert sum("Sluice job FAILED" in m for m in messages) == 1, messages
-    assert sum("Sluice execution FAILED" in m for m in messages) == 1, messages
+    assert len(notes) == 1, notes
+    assert notes[0]["subject"].startswith("Sluice run failed in ingest: header-only.csv: ")
+    assert "Why:     bad input: input has a header row but no data rows" in notes[0]["message"]
     assert not (out / "output").exists()
 
 
@@ -227,7 +227,9 @@ def test_fault_injection_options_are_refused_by_a_stack_that_does_not_allow_them
     messages = [
         json.loads(line)["message"] for line in (out / "notifications.jsonl").read_text().splitlines()
     ]
-    assert any("Sluice job FAILED: sluice-ingest" in m for m in messages), messages  # refused up front
+    assert len(messages) == 1 and "deploy with AllowFaultInjection=true" in messages[0], (
+        messages
+    )  # refused up front
     # The job's own sentence is in its log (the report shows a failed job's last log lines).
     assert "deploy with AllowFaultInjection=true" in (out / "report.html").read_text()
     assert not (out / "output").exists()

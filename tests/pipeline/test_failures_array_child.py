@@ -1,9 +1,9 @@
-"""An application error in one child of a 50-child transform array: one notification, not 50.
+"""An application error in one child of a 50-child transform array: one alert, not 50 (or 2).
 
 The `fail_shards` option makes transform child 3 exit 1 ("injected failure for shard 3"),
 which the retry strategy retries (no rule matches exit code 1) until its attempts are used up.
-The array parent then fails, and the notify function sends one message for the whole array,
-naming the failed child, its exit code and log stream; the execution notification follows.
+The array parent then fails, which fails the execution, and the notify function sends one alert
+for the run, naming the failed shard in its own words, its attempts and exit codes.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import pytest
 
 from sluice import sampledata
 from sluice.runs.records import load_run
-from tests.pipeline.helpers import Pipeline, wait_for
+from tests.pipeline.helpers import Pipeline
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
 
@@ -28,7 +28,9 @@ ROWS = 51_000
 OPTIONS = {"fail_shards": [FAILING], "shard_target_mb": 0.001}
 
 
-def test_one_failed_child_of_fifty_sends_one_array_notification(pipeline: Pipeline, tmp_path: Path) -> None:
+def test_one_failed_child_of_fifty_sends_one_alert_naming_the_shard(
+    pipeline: Pipeline, tmp_path: Path
+) -> None:
     source = tmp_path / "fifty.csv"
     sampledata.generate(str(source), rows=ROWS, seed=55)
     pipeline.upload(KEY, source.read_bytes(), OPTIONS)
@@ -55,31 +57,21 @@ def test_one_failed_child_of_fifty_sends_one_array_notification(pipeline: Pipeli
     stream = child.attempts[-1].log_stream
     assert stream and stream.startswith("sluice-transform/default/")
 
-    wait_for(
-        lambda: pipeline.notifications_about(f"Sluice execution FAILED: {name}"), 30, "execution notification"
-    )
-    notes = [note for note in pipeline.notifications_about(name)]
-    array_notes = [n for n in notes if "Sluice array job FAILED" in n["message"]]
-    assert len(array_notes) == 1, [n["message"] for n in notes]
-    assert not [
-        n for n in notes if "Sluice job FAILED" in n["message"]
-    ]  # no child, no parent as a single job
-    assert len(notes) == 2, [n["message"] for n in notes]
-    note = array_notes[0]
+    # One alert: the run failed in transform, naming the failed shard with its own sentence.
+    note = pipeline.the_alert_for(name)
     text = note["message"]
-    assert note["subject"] == f"Sluice array job FAILED: sluice-transform, 1 of {SHARDS} children failed"
-    assert f"Sluice array job FAILED: sluice-transform ({array.job_id})" in text
-    assert f"Input: s3://{pipeline.outputs.input_bucket}/{KEY}" in text
-    assert f"Execution (run id): {name}" in text
-    assert f"Failed children: 1 of {SHARDS}" in text
     assert (
-        f"  child {FAILING}: exit code 1, Essential container in task exited; attempts 3; log stream {stream}"
-        in text
+        note["subject"]
+        == f"Sluice run failed in transform: {KEY.rsplit('/', 1)[-1]}: 1 of {SHARDS} shards failed"
     )
-    execution_note = next(n["message"] for n in notes if n is not note)
-    assert f"Sluice execution FAILED: {name}" in execution_note
-    assert array.job_id in execution_note and "Array Child Job failed" in execution_note
-    print(f"--- array child\nSubject: {note['subject']}\n{text}\n{execution_note}")
+    assert f"Job:     sluice-transform {array.job_id} (array of {SHARDS})" in text
+    assert f"File:    s3://{pipeline.outputs.input_bucket}/{KEY}" in text
+    assert f"Run:     {name}" in text
+    assert f"Failed:  1 of {SHARDS} shards" in text
+    assert f"  shard {FAILING}: injected failure for shard {FAILING}" in text
+    assert f"    3 attempts, exit codes 1, 1, 1; job {child.job_id}" in text
+    assert f"sluice logs {child.job_id}" in text
+    assert note["attributes"]["reason_code"]["Value"] == "job_error"
 
     logs = pipeline.clients.logs.get_log_events(
         logGroupName=pipeline.outputs.job_log_group, logStreamName=stream

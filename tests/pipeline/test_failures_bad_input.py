@@ -1,7 +1,7 @@
 """Bad input, end to end: every case is rejected by the trigger or fails ingest with exit code 65.
 
-Either way: no retry, one clear notification per failed job and per failed execution (or one
-rejection), each naming the input object and why; nothing written under results/<key>/; the
+Either way: no retry, one alert per incident (the failed run, or the rejection) naming the input
+object and, in the job's own words, why; nothing written under results/<key>/; the
 uploaded object byte-identical afterwards. The whole corpus is uploaded at once, so the
 cases' jobs overlap.
 """
@@ -29,8 +29,6 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
 
 PREFIX = "incoming/failures/bad-input"
 HEADER = b"transaction_id,category,country,amount\n"
-EXECUTION_NOTE = "Sluice execution FAILED: "
-JOB_NOTE = "Sluice job FAILED: "
 
 
 def rows(n: int, start: int = 0) -> bytes:
@@ -189,7 +187,7 @@ TRIGGER_CASES = [name for name, case in CASES.items() if case.expect == "trigger
 
 
 @pytest.mark.parametrize("name", INGEST_CASES)
-def test_bad_data_fails_ingest_once_with_exit_65_and_two_notifications(
+def test_bad_data_fails_ingest_once_with_exit_65_and_one_alert_quoting_the_job(
     pipeline: Pipeline, corpus: dict[str, Any], name: str
 ) -> None:
     uploaded: Uploaded = corpus["uploads"][name]
@@ -210,28 +208,27 @@ def test_bad_data_fails_ingest_once_with_exit_65_and_two_notifications(
     assert ingest.status_reason == "Essential container in task exited"
     stream = ingest.attempts[0].log_stream
     assert stream and stream.startswith("sluice-ingest/default/")
-    # The reason in words is where the notification points: the job's log stream.
+    # The reason in words, as the job wrote it to its log stream (the alert quotes it).
     said = [line for line in log_lines(pipeline, stream) if line.startswith("ingest: bad input: ")]
     assert len(said) == 1 and case.reason in said[0], said
 
-    wait_for(lambda: notes_naming(pipeline, EXECUTION_NOTE + run_name), 30, "the execution notification")
-    notes = notes_naming(pipeline, run_name)
-    job_notes = [n for n in notes if JOB_NOTE in n]
-    execution_notes = [n for n in notes if EXECUTION_NOTE + run_name in n]
-    assert len(job_notes) == 1, notes
-    assert len(execution_notes) == 1, notes
-    assert len(notes) == 2, notes  # nothing else (no array message, no duplicates)
-    job_note = job_notes[0]
-    assert f'"Input: s3://{bucket}/{key}"' in job_note
-    assert '"Reason: Essential container in task exited"' in job_note
-    assert '"Exit code: 65"' in job_note
-    assert f'"Log stream: {stream} in region' in job_note
-    execution_note = execution_notes[0]
-    assert f'"key":"{key}"' in execution_note  # the execution input, as the event carries it
-    assert '"Error: States.TaskFailed"' in execution_note
-    # The cause names the failed job and Batch's reason (the job notification has the rest).
-    assert ingest.job_id in execution_note and "Essential container in task exited" in execution_note
-    print(f"--- {name}\n{job_note}\n{execution_note}\n(log stream's last line: {said[0]})")
+    # One alert for the incident, quoting the job's own sentence from its log.
+    alert = pipeline.the_alert_for(run_name)
+    text = alert["message"]
+    assert alert["subject"].startswith(f"Sluice run failed in ingest: {key.rsplit('/', 1)[-1]}: ")
+    assert f"File:    s3://{bucket}/{key}" in text
+    assert f"Why:     {said[0].removeprefix('ingest: ')}" in text
+    assert f"Job:     sluice-ingest {ingest.job_id}, 1 attempt, exit code 65" in text
+    assert f"{stream}" in text and f"sluice logs {ingest.job_id}" in text
+    assert "fix the file" in text
+    assert {k: v["Value"] for k, v in alert["attributes"].items()} == {
+        "outcome": "failed",
+        "stage": "ingest",
+        "run_id": run_name,
+        "input_key": key,
+        "reason_code": "bad_input",
+    }
+    assert len(pipeline.notifications_about(run_name)) == 1  # no job, child or alarm message besides
 
     assert pipeline.output_keys(f"results/{key}/") == []
     work = pipeline.clients.s3.list_objects_v2(
@@ -250,9 +247,13 @@ def test_unprocessable_upload_is_rejected_by_the_trigger_with_one_notification(
     uri = f"s3://{pipeline.outputs.input_bucket}/{case.object_key}"
     expected = f"Sluice did not process {uri}: {case.reason}."
     wait_for(lambda: notes_naming(pipeline, expected), 30, f"the rejection of {case.object_key}")
+    pipeline.cloud.settle(10)
     notes = notes_naming(pipeline, uri)
     assert len(notes) == 1, notes
-    print(f"--- {name}\n{notes[0]}")
+    [alert] = pipeline.alerts_for("input_key", case.object_key)
+    assert alert["attributes"]["outcome"]["Value"] == "rejected"
+    assert alert["subject"].startswith(f"Sluice rejected {case.object_key.rsplit('/', 1)[-1]}: ")
+    print(f"--- {name}\nSubject: {alert['subject']}\n{notes[0]}")
     assert corpus["index"].arns_for(case.object_key) == []
     assert pipeline.output_keys(f"results/{case.object_key}/") == []
     assert_input_untouched(pipeline, uploaded)

@@ -154,3 +154,28 @@ def test_reclaiming_the_ingest_and_aggregate_attempts_once_each_changes_nothing(
     assert result_files(pipeline, execution) == baseline
     assert_report_shows(pipeline, execution, {"ingest": 1, "aggregate": 1})
     assert_nobody_notified(pipeline, execution)
+
+
+def test_spot_loss_on_every_attempt_fails_the_run_with_one_alert(
+    pipeline: Pipeline, source: bytes, reclaim_policy: Callable[..., None]
+) -> None:
+    """When Spot takes every attempt the strategy allows, the job fails with Batch's reason and the
+    run's one alert says so: a problem to retry, not a problem with the file."""
+    ingest = f"{pipeline.outputs.stack_name}-ingest"
+    reclaim_policy(1.0, stage_filter=lambda candidate: candidate.job_definition == ingest)
+    key = f"{PREFIX}/always-reclaimed.csv"
+    pipeline.upload(key, source, OPTIONS)
+    execution = pipeline.wait_finished(pipeline.wait_execution_for(key)["executionArn"], timeout=120)
+    reclaim_policy(0.0)
+    assert execution["status"] == "FAILED"
+
+    [job] = load(pipeline, execution).stage_jobs("ingest")
+    assert job.status == "FAILED" and all(attempt.reclaimed for attempt in job.attempts)
+    alert = pipeline.the_alert_for(execution["name"])
+    text = alert["message"]
+    assert alert["attributes"]["reason_code"]["Value"] == "infrastructure"
+    assert alert["subject"] == "Sluice run failed in ingest: always-reclaimed.csv: job did not run"
+    attempts = len(job.attempts)
+    assert f"{attempts} attempts, exit codes {', '.join(['none'] * attempts)}" in text
+    assert "Why:     Host EC2 (instance i-" in text
+    assert "failure to retry, not a problem with the file" in text

@@ -76,7 +76,7 @@ def test_execution_started_by_hand_gives_the_same_result(pipeline: Pipeline, tmp
     )
 
 
-def test_bad_input_fails_ingest_with_one_job_and_one_execution_notification(pipeline: Pipeline) -> None:
+def test_bad_input_fails_ingest_with_one_alert_in_the_jobs_words(pipeline: Pipeline) -> None:
     key = "incoming/e2e/header-only.csv"
     original = b"timestamp,account,category,country,amount\n"
     pipeline.upload(key, original)
@@ -84,18 +84,15 @@ def test_bad_input_fails_ingest_with_one_job_and_one_execution_notification(pipe
     assert execution["status"] == "FAILED"
 
     name = execution["name"]
-    wait_for(
-        lambda: pipeline.notifications_about(f"Sluice execution FAILED: {name}"), 30, "execution notification"
+    alert = pipeline.the_alert_for(name)
+    text = alert["message"]
+    assert (
+        alert["subject"]
+        == "Sluice run failed in ingest: header-only.csv: input has a header row but no data rows"
     )
-    job_notes = [n for n in pipeline.notifications_about(name) if "Sluice job FAILED" in n["message"]]
-    assert len(job_notes) == 1, job_notes
-    text = job_notes[0]["message"]
-    assert "sluice-ingest" in text
-    assert f"s3://{pipeline.outputs.input_bucket}/{key}" in text
-    assert "Exit code: 65" in text
-    assert "Log stream: " in text and "/default/" in text
-    assert "Essential container in task exited" in text
-    assert len(pipeline.notifications_about(f"Sluice execution FAILED: {name}")) == 1
+    assert f"File:    s3://{pipeline.outputs.input_bucket}/{key}" in text
+    assert "Why:     bad input: input has a header row but no data rows" in text
+    assert ", 1 attempt, exit code 65" in text and "/default/" in text
     # No output, and the upload is untouched.
     assert pipeline.output_keys(f"results/{key}/") == []
     body = pipeline.clients.s3.get_object(Bucket=pipeline.outputs.input_bucket, Key=key)["Body"].read()

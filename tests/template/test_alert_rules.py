@@ -1,4 +1,8 @@
-"""The template's EventBridge rules route each sample failure event to exactly one notifier.
+"""The template's EventBridge rules send each incident to the notify function once, and nothing else.
+
+A run's failure reaches people through its execution's status change only: Batch job events
+(single jobs, array parents, array children) are not routed anywhere, so one failed run is one
+alert. A rejected upload arrives as the trigger's `Sluice Upload Rejected` event.
 
 moto 5.2.5's TestEventPattern answers without `Result`, so patterns are checked with the
 matcher the local cloud delivers with.
@@ -17,18 +21,25 @@ from tests.helpers import load_template, sample_event
 
 QUEUE_ARN = "arn:aws:batch:us-east-1:123456789012:job-queue/sluice-JobQueue"
 MACHINE_ARN = "arn:aws:states:us-east-1:123456789012:stateMachine:PipelineStateMachine-abc"
+INPUT_BUCKET = "sluice-input-example"
 
 
-def resolve(node: Any) -> Any:
-    """Stand the sample ARNs in for the template's Refs."""
+def resolve(node: Any, notify_on_success: bool) -> Any:
+    """Stand the sample ARNs in for the template's Refs and decide its Fn::If."""
     if isinstance(node, dict):
         if node == {"Ref": "JobQueue"}:
             return QUEUE_ARN
         if node == {"Ref": "PipelineStateMachine"}:
             return MACHINE_ARN
-        return {k: resolve(v) for k, v in node.items()}
+        if node == {"Ref": "InputBucket"}:
+            return INPUT_BUCKET
+        if "Fn::If" in node:
+            condition, when_true, when_false = node["Fn::If"]
+            assert condition == "ShouldNotifyOnSuccess"
+            return resolve(when_true if notify_on_success else when_false, notify_on_success)
+        return {k: resolve(v, notify_on_success) for k, v in node.items()}
     if isinstance(node, list):
-        return [resolve(v) for v in node]
+        return [resolve(v, notify_on_success) for v in node]
     return node
 
 
@@ -36,53 +47,71 @@ def matches(pattern: dict[str, Any], event: dict[str, Any]) -> bool:
     return EventPattern(json.dumps(pattern), pattern).matches_event(event)
 
 
+def all_patterns(notify_on_success: bool) -> dict[str, dict[str, Any]]:
+    """Every event pattern in the template: standalone rules and SAM EventBridgeRule events."""
+    found: dict[str, dict[str, Any]] = {}
+    for lid, resource in load_template()["Resources"].items():
+        properties = resource.get("Properties", {})
+        if resource["Type"] == "AWS::Events::Rule":
+            found[lid] = resolve(properties["EventPattern"], notify_on_success)
+        for name, event in (properties.get("Events") or {}).items():
+            if event["Type"] == "EventBridgeRule":
+                found[f"{lid}.{name}"] = resolve(event["Properties"]["Pattern"], notify_on_success)
+    return found
+
+
 @pytest.fixture(scope="module")
 def patterns() -> dict[str, dict[str, Any]]:
-    resources = load_template()["Resources"]
-    return {
-        "single-job": resolve(resources["FailedJobRule"]["Properties"]["EventPattern"]),
-        "array-parent": resolve(
-            resources["NotifyFunction"]["Properties"]["Events"]["FailedArrayJob"]["Properties"]["Pattern"]
-        ),
-        "execution": resolve(resources["FailedExecutionRule"]["Properties"]["EventPattern"]),
-    }
+    return all_patterns(notify_on_success=False)
 
 
 @pytest.mark.parametrize(
     ("event_file", "expected"),
     [
-        ("batch-job-failed.json", {"single-job"}),
-        ("batch-array-parent-failed.json", {"array-parent"}),
+        ("batch-job-failed.json", set()),
+        ("batch-array-parent-failed.json", set()),
         ("batch-array-child-failed.json", set()),
-        ("execution-failed.json", {"execution"}),
-        ("s3-object-created.json", set()),
+        ("execution-failed.json", {"NotifyFunction.RunFinished"}),
+        ("upload-rejected.json", {"NotifyFunction.UploadRejected"}),
+        ("s3-object-created.json", {"TriggerFunction.ObjectCreated"}),
     ],
 )
-def test_each_failure_reaches_exactly_its_notifier(
+def test_each_event_reaches_exactly_one_target(
     patterns: dict[str, dict[str, Any]], event_file: str, expected: set[str]
 ) -> None:
-    event = sample_event(event_file)
+    event = copy.deepcopy(sample_event(event_file))
+    if event_file == "s3-object-created.json":
+        event["detail"]["bucket"]["name"] = INPUT_BUCKET
     assert {name for name, pattern in patterns.items() if matches(pattern, event)} == expected
 
 
-@pytest.mark.parametrize("status", ["SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING", "SUCCEEDED"])
-def test_non_failed_job_transitions_never_notify(patterns: dict[str, dict[str, Any]], status: str) -> None:
-    for event_file in ("batch-job-failed.json", "batch-array-parent-failed.json"):
-        event = copy.deepcopy(sample_event(event_file))
-        event["detail"]["status"] = status
-        assert not any(matches(p, event) for p in patterns.values())
-
-
-def test_jobs_of_other_queues_never_notify(patterns: dict[str, dict[str, Any]]) -> None:
-    event = copy.deepcopy(sample_event("batch-job-failed.json"))
-    event["detail"]["jobQueue"] = "arn:aws:batch:us-east-1:123456789012:job-queue/someone-else"
-    assert not any(matches(p, event) for p in patterns.values())
-
-
 @pytest.mark.parametrize(
-    ("status", "notifies"), [("TIMED_OUT", True), ("ABORTED", True), ("SUCCEEDED", False)]
+    ("status", "notify_on_success", "notifies"),
+    [
+        ("FAILED", False, True),
+        ("TIMED_OUT", False, True),
+        ("ABORTED", False, True),
+        ("RUNNING", False, False),
+        ("SUCCEEDED", False, False),
+        ("SUCCEEDED", True, True),
+        ("RUNNING", True, False),
+        ("FAILED", True, True),
+    ],
 )
-def test_execution_statuses(patterns: dict[str, dict[str, Any]], status: str, notifies: bool) -> None:
+def test_execution_statuses(status: str, notify_on_success: bool, notifies: bool) -> None:
+    pattern = all_patterns(notify_on_success)["NotifyFunction.RunFinished"]
     event = copy.deepcopy(sample_event("execution-failed.json"))
     event["detail"]["status"] = status
-    assert matches(patterns["execution"], event) is notifies
+    assert matches(pattern, event) is notifies
+
+
+def test_executions_of_other_state_machines_never_notify(patterns: dict[str, dict[str, Any]]) -> None:
+    event = copy.deepcopy(sample_event("execution-failed.json"))
+    event["detail"]["stateMachineArn"] = MACHINE_ARN.replace("PipelineStateMachine", "SomeoneElses")
+    assert not matches(patterns["NotifyFunction.RunFinished"], event)
+
+
+def test_rejections_from_other_buckets_never_notify(patterns: dict[str, dict[str, Any]]) -> None:
+    event = copy.deepcopy(sample_event("upload-rejected.json"))
+    event["detail"]["bucket"] = "another-stacks-input"
+    assert not matches(patterns["NotifyFunction.UploadRejected"], event)

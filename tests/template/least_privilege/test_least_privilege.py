@@ -56,10 +56,12 @@ STATE_MACHINE = (*_policies("PipelineStateMachine"), 0, "Statement")
 KEY_POLICY = ("Resources", "AlertsKey", "Properties", "KeyPolicy", "Statement")
 TOPIC_POLICY = ("Resources", "AlertsTopicPolicy", "Properties", "PolicyDocument", "Statement")
 
+NOTIFY = (*_policies("NotifyFunction"), 1, "Statement")
+
 NEEDED = [
     Needed((*_policies("TriggerFunction"), 0), "TriggerFunction", "states:StartExecution", ":stateMachine:"),
     Needed(
-        (*_policies("TriggerFunction"), 3, "Statement", 1),
+        (*_policies("TriggerFunction"), 3, "Statement", 0),
         "TriggerFunction",
         "s3:GetObjectVersion",
         "InputBucket",
@@ -74,15 +76,18 @@ NEEDED = [
     Needed((*STATE_MACHINE, 0), "PipelineStateMachine", "batch:SubmitJob", ":job-definition/"),
     Needed((*STATE_MACHINE, 1), "PipelineStateMachine", "batch:DescribeJobs", "*"),
     Needed((*STATE_MACHINE, 4), "PipelineStateMachine", "s3:GetObject", "/manifest.json"),
-    Needed((*TOPIC_POLICY, 0), "events", "sns:Publish", "AlertsTopic", run="bad"),
-    Needed((*KEY_POLICY, 1), "events", "kms:GenerateDataKey", ":key/", run="bad"),
-    # A rejected upload: the trigger publishes the reason itself (SAM policy template + key use).
-    Needed((*_policies("TriggerFunction"), 1), "TriggerFunction", "sns:Publish", "AlertsTopic", run="empty"),
+    # A failed run: the notify function describes the failed job, reads its error line and
+    # publishes one alert (SAM policy template + key use).
+    Needed((*_policies("NotifyFunction"), 0), "NotifyFunction", "sns:Publish", "AlertsTopic", run="bad"),
+    Needed((*NOTIFY, 0), "NotifyFunction", "batch:DescribeJobs", "*", run="bad"),
+    Needed((*NOTIFY, 1), "NotifyFunction", "logs:GetLogEvents", ":log-stream:", run="bad"),
+    Needed((*NOTIFY, 3), "NotifyFunction", "kms:GenerateDataKey", ":key/", run="bad"),
+    # A rejected upload: the trigger puts a rejection event on the default bus (SAM policy template).
     Needed(
-        (*_policies("TriggerFunction"), 3, "Statement", 0),
+        (*_policies("TriggerFunction"), 2),
         "TriggerFunction",
-        "kms:GenerateDataKey",
-        ":key/",
+        "events:PutEvents",
+        "event-bus/default",
         run="empty",
     ),
 ]
@@ -94,6 +99,13 @@ def without(template: dict[str, Any], path: tuple[str | int, ...]) -> dict[str, 
     for step in path[:-1]:
         parent = parent[step]
     del parent[path[-1]]
+    # A policy whose only statement was removed would be malformed (IAM refuses an empty
+    # Statement list): remove the whole inline policy instead.
+    if path[-2:-1] == ("Statement",) and not parent:
+        owner: Any = copied
+        for step in path[:-3]:
+            owner = owner[step]
+        del owner[path[-3]]
     return copied
 
 
@@ -178,7 +190,7 @@ def test_the_list_is_what_a_run_uses(run_pipeline: Callable[[dict[str, Any], str
     used_sids = {sid for sid, _ in used}
     template_sids = {
         statement.get("Sid")
-        for path in (JOB_DATA, STATE_MACHINE, KEY_POLICY, TOPIC_POLICY)
+        for path in (JOB_DATA, STATE_MACHINE, KEY_POLICY, TOPIC_POLICY, NOTIFY)
         for statement in get(TEMPLATE, path)
     } | {"ReadUploadedObjectMetadata", "EncryptAlerts"}
     missing = (used_sids & template_sids) - sids - {"AllowAccountAdministration"}
