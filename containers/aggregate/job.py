@@ -142,6 +142,8 @@ def _summary(
         "input": manifest.input.model_dump(exclude_none=True),
         "format": manifest.format,
         "compression": manifest.compression,
+        # How a CSV/TSV input was read (detected delimiter, encoding, ...); null for other formats.
+        "dialect": manifest.dialect.model_dump() if manifest.dialect is not None else None,
         "spec": options.spec(),
         "rows_in": manifest.rows_read,
         "rows_accepted": manifest.rows,

@@ -13,7 +13,7 @@ from contextlib import closing
 from botocore.client import BaseClient
 from jobkit import s3 as s3io
 from jobkit.context import JobContext
-from jobkit.errors import BadInput
+from jobkit.errors import BadInput, JobError
 from jobkit.keys import manifest_key, shard_index_key, shards_prefix
 from jobkit.log import JsonLogger, Stopwatch, utc_now
 from jobkit.manifest import (
@@ -27,7 +27,9 @@ from jobkit.manifest import (
 from jobkit.options import Options
 
 from ingest.delimited import DelimitedReader
+from ingest.encoding import TextEncoding, open_text
 from ingest.jsonlines import JsonLinesReader
+from ingest.lines import CHUNK_BYTES
 from ingest.parquet_input import ParquetReader
 from ingest.rejects import RejectTracker
 from ingest.schema import describe
@@ -39,7 +41,8 @@ Reader = DelimitedReader | JsonLinesReader | ParquetReader
 # Upper bound on how much a gzip input expands, used only to raise the shard size early
 # enough that a huge input stays within max_shards (the last shard is a hard cap anyway).
 GZIP_EXPANSION = 5
-UTF8_BOM = b"\xef\xbb\xbf"
+# For tests: smaller chunks put chunk boundaries where a test needs them without 4 MiB inputs.
+CHUNK_BYTES_VARIABLE = "SLUICE_INGEST_CHUNK_BYTES"
 
 
 def run(ctx: JobContext, log: JsonLogger) -> None:
@@ -90,11 +93,13 @@ def _ingest(
         gzipped = head.peek(2) == GZIP_MAGIC
         fmt = choose_format(source.key, options.format, head.peek(4), gzipped)
         text = Peekable(Gunzip(head)) if gzipped else head
+        encoding = None
+        if fmt != "parquet":
+            decoded, encoding = open_text(text, options.encoding)
+            text = decoded if isinstance(decoded, Peekable) else Peekable(decoded)
         fmt = fmt or sniff_text(text.peek(64 * 1024))
-        if fmt != "parquet" and text.peek(len(UTF8_BOM)) == UTF8_BOM:
-            text.read(len(UTF8_BOM))  # a byte-order mark is not part of the first record
         log.info("reading input", input=source.uri(), size=obj.size, format=fmt, gzip=gzipped)
-        reader = _reader(fmt, text, options, rejects, tmpdir)
+        reader = _reader(fmt, text, options, rejects, tmpdir, encoding, _chunk_bytes(ctx))
         # Shards grow beyond the target when the input is so large that max_shards would not
         # hold it otherwise, so they stay balanced instead of the last one taking the rest.
         expected = obj.size * (GZIP_EXPANSION if gzipped else 1)
@@ -121,6 +126,7 @@ def _ingest(
         input=source,
         format=fmt,
         compression="gzip" if gzipped else None,
+        dialect=reader.dialect if isinstance(reader, DelimitedReader) else None,
         options=options,
         input_column_count=len(reader.input_columns),
         input_columns=[c[:100] for c in reader.input_columns[:MAX_RECORDED_INPUT_COLUMNS]],
@@ -163,12 +169,29 @@ def _open_input(s3: BaseClient, source: InputRef) -> s3io.ObjectStream:
     return obj
 
 
-def _reader(fmt: str, text: Peekable, options: Options, rejects: RejectTracker, tmpdir: str) -> Reader:
+def _reader(
+    fmt: str,
+    text: Peekable,
+    options: Options,
+    rejects: RejectTracker,
+    tmpdir: str,
+    encoding: TextEncoding | None,
+    chunk_bytes: int,
+) -> Reader:
     if fmt == "parquet":
         return ParquetReader(text, options, tmpdir)
     if fmt == "jsonl":
         return JsonLinesReader(text, options, rejects)
-    return DelimitedReader(text, fmt, options, rejects)
+    return DelimitedReader(text, fmt, options, rejects, encoding, chunk_bytes)
+
+
+def _chunk_bytes(ctx: JobContext) -> int:
+    raw = ctx.env.get(CHUNK_BYTES_VARIABLE)
+    if not raw:
+        return CHUNK_BYTES
+    if not raw.isdigit() or int(raw) < 16:
+        raise JobError(f"{CHUNK_BYTES_VARIABLE} must be an integer of at least 16, got {raw!r}")
+    return int(raw)
 
 
 def _no_rows(fmt: str, rejected: int) -> str:

@@ -1,8 +1,9 @@
 """Cut a text stream into chunks of whole lines, keeping track of line numbers.
 
-Records must not contain raw newlines (the same assumption pyarrow's CSV reader makes by
-default); that is what lets chunks be parsed independently, in parallel, and lets every
-rejected row be reported with its exact line number.
+Chunks end at a line break, so they can be parsed independently, in parallel, and every
+rejected row can be reported with its exact line number. A CSV record may hold line breaks
+inside a quoted field; a chunk cut inside one is recognised by its parser and joined with the
+next chunk (textread.parse_in_order), so this module need not look at quotes.
 """
 
 from __future__ import annotations
@@ -24,6 +25,10 @@ MAX_LINE_BYTES = 8 * MiB
 class Chunk:
     data: bytes  # whole lines; the last one may lack its newline at the end of the input
     first_line: int  # 1-based line number of the chunk's first line
+    lines: int  # physical lines in data
+
+    def joined(self, following: Chunk) -> Chunk:
+        return Chunk(self.data + following.data, self.first_line, self.lines + following.lines)
 
 
 class LineChunker:
@@ -35,6 +40,7 @@ class LineChunker:
         self._max_line = max_line_bytes
         self._buf = b""
         self._eof = False
+        self._line_end = 0  # where peek_line found the line's end
         self.next_line = 1
 
     def _fill(self, want: int) -> None:
@@ -55,8 +61,22 @@ class LineChunker:
             f"accepted (is the file binary, or not newline-delimited?)"
         )
 
+    def peek(self, n: int) -> bytes:
+        """Up to `n` bytes ahead (fewer at the end of the input), without consuming them."""
+        if len(self._buf) < n:
+            self._fill(n)
+        return self._buf[:n]
+
     def read_line(self) -> bytes | None:
         """The next line without its line ending; None at the end of the input."""
+        line = self.peek_line()
+        if line is not None:
+            self._buf = self._buf[self._line_end + 1 :]
+            self.next_line += 1
+        return line
+
+    def peek_line(self) -> bytes | None:
+        """The next line without its line ending, not consumed; None at the end of the input."""
         while True:
             pos = self._buf.find(b"\n")
             if pos >= 0 or self._eof:
@@ -70,9 +90,8 @@ class LineChunker:
             pos = len(self._buf)
         if pos > self._max_line:
             raise self._too_long()
-        line, self._buf = self._buf[:pos], self._buf[pos + 1 :]
-        self.next_line += 1
-        return line.rstrip(b"\r")
+        self._line_end = pos
+        return self._buf[:pos].rstrip(b"\r")
 
     def chunks(self) -> Iterator[Chunk]:
         while True:
@@ -94,5 +113,6 @@ class LineChunker:
                 end = self._buf.rfind(b"\n")
                 data, self._buf = self._buf[: end + 1], self._buf[end + 1 :]
             first = self.next_line
-            self.next_line += data.count(b"\n")
-            yield Chunk(data, first)
+            newlines = data.count(b"\n")
+            self.next_line += newlines
+            yield Chunk(data, first, newlines + (0 if data.endswith(b"\n") else 1))

@@ -1,9 +1,10 @@
 """Malformed rows: counted, skipped, and located by line number.
 
 Each chunk of lines is parsed whole by pyarrow (fast). Only when a chunk has a problem is it
-split in halves, recursively, to find the offending lines: the good halves are kept in bulk
-and each bad line is reported with its exact number and pyarrow's own reason, so the fast
-path and the diagnosis can never disagree about what counts as bad.
+split in halves, recursively, to find the offending records: the good halves are kept in bulk
+and each bad record is reported with the physical line number it starts on and pyarrow's own
+reason, so the fast path and the diagnosis can never disagree about what counts as bad. The
+split points are line starts, or record starts for CSV whose quoted fields hold line breaks.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ class Segment:
     table: pa.Table
     rejected: Counter[str] = field(default_factory=Counter)
     reasons: list[str] = field(default_factory=list)  # for the first rejected rows, in order
+    records: int = -1  # records read, kept or rejected (blank lines are none); -1: not known
 
 
 @dataclass
@@ -43,27 +45,40 @@ class ChunkResult:
     tables: list[pa.Table]
     rejected: Counter[str]
     examples: list[RejectExample]
+    # Set instead of the rest when the chunk ends inside a quoted field: the line it opens on.
+    open_line: int | None = None
 
 
 Parser = Callable[[bytes], Segment]
+# Offsets where records start, then len(data); splitting there never cuts a record.
+Starts = Callable[[bytes], list[int]]
 
 
-def _line_starts(data: bytes) -> list[int]:
+def line_starts(data: bytes) -> list[int]:
     starts = [0] + [m.end() for m in re.finditer(b"\n", data)]
     if starts[-1] == len(data):
         starts.pop()  # no line after a final newline
     return starts + [len(data)]
 
 
-def parse_chunk(parse: Parser, data: bytes, first_line: int, want_examples: bool) -> ChunkResult:
-    try:
-        seg = parse(data)
-    except SegmentError:
-        pass  # some lines cannot be parsed: find them and keep the rest
-    else:
-        if not seg.rejected or not want_examples:
-            return ChunkResult([seg.table], seg.rejected, [])
-    starts = _line_starts(data)
+def parse_chunk(
+    parse: Parser,
+    data: bytes,
+    first_line: int,
+    want_examples: bool,
+    starts_of: Starts = line_starts,
+    parsed: Segment | SegmentError | None = None,
+) -> ChunkResult:
+    """`parsed`: the result of parse(data) when the caller already has it."""
+    if parsed is None:
+        try:
+            parsed = parse(data)
+        except SegmentError as exc:
+            parsed = exc
+    if isinstance(parsed, Segment) and (not parsed.rejected or not want_examples):
+        return ChunkResult([parsed.table], parsed.rejected, [])
+    # Some records cannot be parsed, or their lines are wanted: find them and keep the rest.
+    starts = starts_of(data)
     result = ChunkResult([], Counter(), [])
     _bisect(parse, data, starts, 0, len(starts) - 1, first_line, want_examples, result)
     return result
@@ -85,14 +100,16 @@ def _bisect(
     except SegmentError as exc:
         if hi - lo == 1:
             out.rejected[exc.kind] += 1
-            out.examples.append(RejectExample(line=first_line + lo, reason=exc.reason[:_MAX_REASON]))
+            line = first_line + data.count(b"\n", 0, starts[lo])
+            out.examples.append(RejectExample(line=line, reason=exc.reason[:_MAX_REASON]))
             return
     else:
         if not seg.rejected or hi - lo == 1 or not want_examples:
             out.tables.append(seg.table)
             out.rejected.update(seg.rejected)
             if hi - lo == 1 and seg.reasons:
-                out.examples.append(RejectExample(line=first_line + lo, reason=seg.reasons[0][:_MAX_REASON]))
+                line = first_line + data.count(b"\n", 0, starts[lo])
+                out.examples.append(RejectExample(line=line, reason=seg.reasons[0][:_MAX_REASON]))
             return
     mid = (lo + hi) // 2
     _bisect(parse, data, starts, lo, mid, first_line, want_examples, out)

@@ -15,6 +15,8 @@ from jobkit.manifest import InputRef
 from jobkit.options import Options, describe_validation_error, parse_options
 
 DEFAULT_SHARD_TARGET_MB = 64.0
+# The stack's DefaultOptions parameter: options every run gets unless its own options say otherwise.
+DEFAULT_OPTIONS_VARIABLE = "SLUICE_DEFAULT_OPTIONS"
 DEFAULT_MAX_SHARDS = 10_000
 # Batch array jobs have at most 10,000 children, so more shards could never be transformed.
 ARRAY_SIZE_LIMIT = 10_000
@@ -73,7 +75,7 @@ class JobContext:
         return normalize_prefix(_required(self.env, "SLUICE_OUTPUT_PREFIX"))
 
     def options(self) -> Options:
-        return parse_options(self.env.get("SLUICE_OPTIONS"))
+        return parse_options(self.env.get("SLUICE_OPTIONS"), self.env.get(DEFAULT_OPTIONS_VARIABLE))
 
     def input(self) -> InputRef:
         raw = _required(self.env, "SLUICE_INPUT")

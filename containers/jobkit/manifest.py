@@ -73,12 +73,34 @@ class ShardIndex(BaseModel):
     shards: list[ShardInfo]
 
 
+class Dialect(BaseModel):
+    """How a CSV/TSV input was read: the options' values with the detected ones filled in."""
+
+    delimiter: str
+    quote: str | None
+    escape: str | None
+    header: bool
+    columns: list[str] | None  # the names given for a headerless file
+    skip_rows: int
+    comment: str | None
+    encoding: str  # e.g. "utf-8", "utf-16-le", "latin-1"
+    bom: bool  # the input started with a byte-order mark (skipped)
+    decimal: str
+    null_values: list[str]
+    trim_whitespace: bool
+    detected: list[str]  # which of the above were detected rather than set or defaulted
+    # Work beyond the fast path (whole lines to pyarrow): "quote-aware" (chunks with fewer records
+    # than lines were checked for quoted line breaks), "escape", "comments", "transcoded"; else "fast".
+    paths: list[str] = Field(default_factory=list)
+
+
 class Manifest(BaseModel):
     version: int = MANIFEST_VERSION
     run_id: str
     input: InputRef
     format: str
     compression: str | None
+    dialect: Dialect | None = None  # CSV/TSV only
     options: Options
     input_column_count: int
     input_columns: list[str]  # at most MAX_RECORDED_INPUT_COLUMNS names

@@ -15,6 +15,9 @@ from jobkit.errors import BadInput
 
 Metric = Literal["count", "sum", "mean", "min", "max", "stddev"]
 InputFormat = Literal["csv", "tsv", "jsonl", "parquet"]
+Encoding = Literal["utf-8", "utf-8-sig", "utf-16", "latin-1", "cp1252"]
+# Delimiters detection chooses among; any other single character can be set explicitly.
+DETECTED_DELIMITERS = (",", ";", "\t", "|")
 METRICS: tuple[str, ...] = get_args(Metric)
 # These need numbers; count/min/max also work on text (min/max compare UTF-8 bytes, as DuckDB does).
 NUMERIC_METRICS = frozenset({"sum", "mean", "stddev"})
@@ -28,7 +31,9 @@ def _default_metrics() -> dict[str, list[Metric]]:
 class Options(BaseModel):
     # Unknown keys are refused: a misspelt "metric" silently falling back to the default
     # spec would produce a plausible but wrong result.
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, validate_by_alias=True, validate_by_name=False, serialize_by_alias=True
+    )
 
     group_by: list[str] = Field(default_factory=lambda: ["category", "country"])
     metrics: dict[str, list[Metric]] = Field(default_factory=_default_metrics)
@@ -42,6 +47,49 @@ class Options(BaseModel):
     fail_shards: list[NonNegativeInt] = Field(default_factory=list)
     # ... and blocks until it is killed (SIGTERM -> 143) for these, to exercise attempt timeouts.
     hang_shards: list[NonNegativeInt] = Field(default_factory=list)
+
+    # CSV/TSV dialect (docs/contracts.md, "Options"). None means: detect, or the format's default.
+    null_values: list[str] = Field(default_factory=lambda: [""])  # fields read as null
+    delimiter: str | None = None  # detected among DETECTED_DELIMITERS when not set
+    quote: str | None = '"'  # None: fields are never quoted
+    escape: str | None = None  # None: a quote inside a quoted field is doubled ("")
+    header: bool = True
+    # Named `columns` in JSON; the attribute has another name because columns() is taken.
+    column_names: list[str] | None = Field(default=None, alias="columns")
+    skip_rows: NonNegativeInt = 0  # physical lines before the header (or first row)
+    comment: str | None = None  # lines starting with it are skipped
+    encoding: Encoding | None = None  # None: from a byte-order mark, else UTF-8
+    decimal: Literal[".", ","] = "."
+    trim_whitespace: bool = False
+
+    @model_validator(mode="after")
+    def _check_dialect(self) -> Options:
+        for name in ("delimiter", "quote", "escape", "comment"):
+            value = getattr(self, name)
+            if value is not None and (len(value) != 1 or value in "\r\n"):
+                raise ValueError(f"{name} must be one character other than a line break, got {value!r}")
+        chars = {n: getattr(self, n) for n in ("delimiter", "quote", "escape", "comment")}
+        seen = [(n, c) for n, c in chars.items() if c is not None]
+        for i, (name, char) in enumerate(seen):
+            for other, other_char in seen[i + 1 :]:
+                if char == other_char:
+                    raise ValueError(f"{name} and {other} must differ, both are {char!r}")
+        if self.escape is not None and self.quote is None:
+            raise ValueError("escape is set but quote is null: escape only applies inside quoted fields")
+        if self.decimal == "," and self.delimiter == ",":
+            raise ValueError("decimal ',' needs a delimiter other than ',' (e.g. delimiter ';')")
+        if self.header and self.column_names is not None:
+            raise ValueError("columns names the columns of a file without a header row; set header: false")
+        if not self.header:
+            if not self.column_names:
+                raise ValueError("header is false, so columns must name the file's columns in order")
+            if any(not c for c in self.column_names):
+                raise ValueError("columns must not contain an empty name")
+            if len(set(self.column_names)) != len(self.column_names):
+                raise ValueError(f"columns repeats a name: {self.column_names}")
+        if len(self.null_values) > 100 or any(len(v) > 100 for v in self.null_values):
+            raise ValueError("null_values takes at most 100 strings of at most 100 characters")
+        return self
 
     @model_validator(mode="after")
     def _check_spec(self) -> Options:
@@ -79,18 +127,26 @@ class Options(BaseModel):
         return {"group_by": self.group_by, "metrics": self.metrics}
 
 
-def parse_options(raw: str | None) -> Options:
-    """Parse SLUICE_OPTIONS; any problem is bad input (65) with a one-line reason."""
+def _json_object(raw: str | None, what: str) -> dict[str, object]:
     if raw is None or not raw.strip():
-        return Options()
+        return {}
     try:
         data = json.loads(raw)
     except json.JSONDecodeError as exc:
-        raise BadInput(f"options are not valid JSON: {exc}") from None
+        raise BadInput(f"{what} are not valid JSON: {exc}") from None
     if data is None:
-        return Options()
+        return {}
     if not isinstance(data, dict):
-        raise BadInput(f"options must be a JSON object, got {type(data).__name__}")
+        raise BadInput(f"{what} must be a JSON object, got {type(data).__name__}")
+    return data
+
+
+def parse_options(raw: str | None, defaults: str | None = None) -> Options:
+    """Parse SLUICE_OPTIONS over the stack's SLUICE_DEFAULT_OPTIONS (a run's keys win, key by key).
+
+    Any problem is bad input (65) with a one-line reason.
+    """
+    data = {**_json_object(defaults, "the stack's default options"), **_json_object(raw, "options")}
     try:
         options = Options.model_validate(data)
     except ValidationError as exc:

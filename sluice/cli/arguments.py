@@ -248,6 +248,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sample.add_argument("--rows", type=int, required=True)
     sample.add_argument("--seed", type=int, default=7)
+    # Checked by the command (the list lives in sluice.sampledata, which imports pyarrow).
+    sample.add_argument(
+        "--dialect",
+        help="write CSV as real exports do, e.g. semicolon-decimal-comma, na-nulls, latin-1, utf-16, "
+        "headerless-tsv, multiline-quoted, backslash-escape, comments-preamble",
+    )
     return parser
 
 

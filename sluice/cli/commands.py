@@ -275,6 +275,8 @@ def cmd_sample_data(args: argparse.Namespace) -> int:
 
     if args.rows < 1:
         raise UsageError("--rows must be at least 1; e.g. --rows 100000")
+    if args.dialect is not None and args.dialect not in sampledata.DIALECTS:
+        raise UsageError(f"--dialect {args.dialect} is not one of {', '.join(sampledata.DIALECTS)}")
     out: Path = args.out
     if out.is_dir():
         raise UsageError(f"OUT {out} is a directory; name a file in it, e.g. {out / 'sales.csv'}")
@@ -282,7 +284,7 @@ def cmd_sample_data(args: argparse.Namespace) -> int:
     if not parent.is_dir():
         raise UsageError(f"directory {parent} does not exist; create it first, or write OUT elsewhere")
     try:
-        sampledata.generate(out, rows=args.rows, seed=args.seed)
+        sampledata.generate(out, rows=args.rows, seed=args.seed, dialect=args.dialect)
     except ValueError as error:
         reason = str(error).replace(";", ",")
         raise UsageError(
@@ -290,5 +292,5 @@ def cmd_sample_data(args: argparse.Namespace) -> int:
         ) from None
     except OSError as error:
         raise UsageError(f"cannot write {out}: {error.strerror}; choose a path you can write") from None
-    print(f"wrote {args.rows} rows to {out}")
+    print(f"wrote {args.rows} rows to {out}" + (f" ({args.dialect} dialect)" if args.dialect else ""))
     return EXIT_OK

@@ -159,6 +159,12 @@ CASES = [
         r"OUT .* is a directory; name a file",
     ),
     Case(
+        "sample-data-unknown-dialect",
+        ("sample-data", "{tmp}/sales.csv", "--rows", "10", "--dialect", "klingon"),
+        2,
+        r"--dialect klingon is not one of semicolon-decimal-comma, na-nulls, ",
+    ),
+    Case(
         "sample-data-parent-missing",
         ("sample-data", "{tmp}/missing/sales.csv", "--rows", "10"),
         2,

@@ -37,6 +37,7 @@ class Run:
     options: dict = field(default_factory=dict)
     shard_target_mb: float = 64
     max_shards: int | None = None
+    extra_env: dict[str, str] = field(default_factory=dict)  # e.g. SLUICE_INGEST_CHUNK_BYTES
     run_id: str = field(default_factory=lambda: f"run-{uuid.uuid4().hex[:12]}")
 
     @property
@@ -74,6 +75,7 @@ class Run:
         }
         if self.max_shards is not None:
             env["SLUICE_MAX_SHARDS"] = str(self.max_shards)
+        env.update(self.extra_env)
         if index is not None:
             env["AWS_BATCH_JOB_ARRAY_INDEX"] = str(index)
         if size is not None:

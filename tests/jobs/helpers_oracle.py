@@ -22,7 +22,26 @@ DEFAULT_SPEC = {
 }
 
 
-def duckdb_expected(path: Path, spec: dict | None = None, where: str = "") -> list[dict]:
+def sql_literal(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list):
+        return "[" + ", ".join(sql_literal(v) for v in value) + "]"
+    if isinstance(value, int | float):
+        return str(value)
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def read_csv_sql(path: Path, **arguments: object) -> str:
+    """DuckDB's read_csv over `path` with the given arguments (e.g. delim=';', nullstr=['NA'])."""
+    given = "".join(f", {name} = {sql_literal(value)}" for name, value in arguments.items())
+    return f"read_csv('{path}'{given})"
+
+
+def duckdb_expected(
+    path: Path, spec: dict | None = None, where: str = "", source: str | None = None
+) -> list[dict]:
+    """`source`: a FROM item to read instead of the file as DuckDB sniffs it (e.g. read_csv_sql(...))."""
     spec = spec or DEFAULT_SPEC
     keys = ", ".join(f'"{k}"' for k in spec["group_by"])
     metrics = [
@@ -32,7 +51,7 @@ def duckdb_expected(path: Path, spec: dict | None = None, where: str = "") -> li
     ]
     select = ", ".join([*([keys] if keys else []), "count(*) AS rows", *metrics])
     group = f"GROUP BY {keys} ORDER BY {keys}" if keys else ""
-    sql = f"SELECT {select} FROM '{path}' {where} {group}"
+    sql = f"SELECT {select} FROM {source or repr(str(path))} {where} {group}"
     with duckdb.connect() as con:
         cursor = con.execute(sql)
         names = [d[0] for d in cursor.description]
