@@ -19,7 +19,9 @@ PREFIX = "incoming/alerts"
 def test_a_filter_policy_on_outcome_receives_only_failures(pipeline: Pipeline) -> None:
     sqs, sns = pipeline.clients.client("sqs"), pipeline.clients.client("sns")
     queue_url = sqs.create_queue(QueueName="failures-only")["QueueUrl"]
-    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
     subscription = sns.subscribe(
         TopicArn=pipeline.outputs.alerts_topic_arn,
         Protocol="sqs",
@@ -39,7 +41,9 @@ def test_a_filter_policy_on_outcome_receives_only_failures(pipeline: Pipeline) -
         received: list[dict[str, Any]] = []
 
         def drained() -> bool:
-            for message in sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages", []):
+            for message in sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get(
+                "Messages", []
+            ):
                 received.append(json.loads(message["Body"]))
                 sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
             return bool(received)
