@@ -59,6 +59,7 @@ def steps(args: argparse.Namespace, results_dir: Path, data_dir: Path) -> list[S
             "jobmemory", [*module, "bench.jobmemory", *common_args, *sizes, "--data-dir", str(data_dir)], 600
         ),
         Step("batch-fanout", fanout, 900),
+        Step("dialects", [*module, "bench.dialects", *common_args, *sizes, "--data-dir", str(data_dir)], 900),
     ]
 
 

@@ -88,14 +88,14 @@ with open(sys.argv[1], "w") as out:
 class JobProcess:
     """One job process under the launcher; output goes to a file so nothing blocks on a pipe."""
 
-    def __init__(self, job: str, env: dict[str, str], scratch: Path) -> None:
+    def __init__(self, job: str, env: dict[str, str], scratch: Path, containers: Path | None = None) -> None:
         self.job = job
         self.output = tempfile.TemporaryFile(dir=scratch)
         self.usage = scratch / f"usage-{uuid.uuid4().hex}"
         self.started = time.perf_counter()
         self.popen = subprocess.Popen(
             [common.PYTHON, "-S", "-c", LAUNCHER, str(self.usage), common.PYTHON, "-m", job],
-            cwd=common.CONTAINERS,
+            cwd=containers or common.CONTAINERS,  # another checkout's jobs, for old/new comparisons
             env=env,
             stdout=self.output,
             stderr=subprocess.STDOUT,

@@ -14,7 +14,7 @@ from typing import Any
 
 from bench import common
 
-ORDER = ("throughput", "overhead", "batch-fanout", "trigger", "jobmemory", "startfloor")
+ORDER = ("throughput", "overhead", "batch-fanout", "trigger", "jobmemory", "startfloor", "dialects")
 TITLES = {
     "throughput": "1. Throughput: local pipeline vs DuckDB and Polars",
     "overhead": "2. Orchestration overhead: no-op pipeline, 10-child array",
@@ -22,6 +22,7 @@ TITLES = {
     "trigger": "4. Trigger Lambda: cold initialisation and warm handler",
     "jobmemory": "5. Job memory: peak RSS",
     "startfloor": "6. Job start floor",
+    "dialects": "7. Ingest rate per CSV dialect",
 }
 
 
@@ -279,12 +280,41 @@ def fanout_details(body: Mapping[str, Any]) -> list[str]:
     return lines
 
 
+def dialects_details(details: Mapping[str, Any]) -> list[str]:
+    plain = details["plain"]
+    lines = [
+        "",
+        f"Plain CSV, {plain['bytes'] / 1e6:.0f} MB, old ({details['baseline_ref']}) and new ingest taking turns:",
+        "",
+    ]
+    lines += ["| code | wall s | CPU s | MB/s |", "| --- | ---: | ---: | ---: |"]
+    for code in ("new", "old"):
+        for run in plain[code]:
+            lines.append(f"| {code} | {run['wall_s']} | {run['cpu_s']} | {run['mb_per_s']} |")
+    lines += [
+        "",
+        f"Dialects, {details['dialect_bytes'] / 1e6:.0f} MB each (plain CSV of the same size: {details['plain_same_size']['mb_per_s']} MB/s):",
+        "",
+    ]
+    lines += [
+        "| dialect | path | wall s | CPU s | MB/s | peak RSS MiB |",
+        "| --- | --- | ---: | ---: | ---: | ---: |",
+    ]
+    for name, run in details["dialects"].items():
+        paths = ", ".join((run.get("dialect") or {}).get("paths", []))
+        lines.append(
+            f"| {name} | {paths} | {run['wall_s']} | {run['cpu_s']} | {run['mb_per_s']} | {run['peak_rss_mib']} |"
+        )
+    return lines
+
+
 DETAILS = {
     "throughput": throughput_details,
     "overhead": overhead_details,
     "trigger": trigger_details,
     "jobmemory": jobmemory_details,
     "startfloor": startfloor_details,
+    "dialects": dialects_details,
 }
 
 

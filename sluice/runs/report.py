@@ -162,6 +162,7 @@ pre{{background:#f6f8fa;padding:8px;overflow-x:auto;max-height:320px}}
 <tr><th>execution</th><td>{_esc(run.execution_arn)}</td></tr>
 <tr><th>started / stopped</th><td>{_when(run.started_at)} / {_when(run.stopped_at)}</td></tr>
 <tr><th>wall time</th><td>{_esc(f"{_seconds(run.started_at, run.stopped_at):.2f} s" if run.stopped_at else "running")}</td></tr>
+<tr><th>input dialect</th><td>{_dialect_text((data.manifest or {}).get("dialect"))}</td></tr>
 <tr><th>output</th><td>{_esc(json.dumps(output.get("output", "-")))}</td></tr>
 <tr><th>error</th><td>{_esc(f"{run.error}: {(run.cause or '')[:500]}" if run.error else "-")}</td></tr>
 </table>
@@ -186,6 +187,19 @@ pre{{background:#f6f8fa;padding:8px;overflow-x:auto;max-height:320px}}
 {_least_privilege_html(data.iam_usage)}
 </body></html>
 """
+
+
+def _dialect_text(dialect: Any) -> str:
+    """How ingest read the file (the manifest's `dialect`): options in effect, what was detected, the path."""
+    if not isinstance(dialect, dict):
+        return "-"
+    shown = {k: v for k, v in dialect.items() if k not in ("detected", "paths")}
+    parts = [", ".join(f"{k}={json.dumps(v, ensure_ascii=False)}" for k, v in shown.items())]
+    if dialect.get("detected"):
+        parts.append(f"detected: {', '.join(str(d) for d in dialect['detected'])}")
+    if dialect.get("paths"):
+        parts.append(f"path: {', '.join(str(p) for p in dialect['paths'])}")
+    return _esc("; ".join(part for part in parts if part))
 
 
 def _iam_html(denials: list[dict[str, Any]] | None) -> str:

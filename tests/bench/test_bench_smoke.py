@@ -16,7 +16,7 @@ from tests.helpers import ROOT
 
 pytestmark = pytest.mark.timeout(300)
 
-COMMON_FORMAT = ("throughput", "overhead", "trigger", "jobmemory", "startfloor")
+COMMON_FORMAT = ("throughput", "overhead", "trigger", "jobmemory", "startfloor", "dialects")
 OPS = {"<=", "<", ">="}
 
 

@@ -140,11 +140,16 @@ def test_html_is_self_contained_escaped_and_has_a_bar_per_attempt(run: RunRecord
         timeline=layout(run),
         cost=estimate(run, PriceTable.load()),
         price_note="note",
-        manifest={"rows": 1000},
+        manifest={
+            "rows": 1000,
+            "dialect": {"delimiter": ";", "decimal": ",", "detected": ["delimiter"], "paths": ["fast"]},
+        },
         summary={"groups": 12},
         failure_logs={},
     )
     page = render_html(data)
+    # How ingest read the file (issue: real-world CSV dialects), escaped like everything else.
+    assert "delimiter=&quot;;&quot;, decimal=&quot;,&quot;; detected: delimiter; path: fast" in page
     parser = Collector()
     parser.feed(page)
     assert len(parser.rects) == 7
