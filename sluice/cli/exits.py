@@ -6,6 +6,9 @@
     3    environment: endpoint unreachable, credentials refused or expired, port in use, project
          root or template.yaml missing, local deploy failed
     130  interrupted (Ctrl-C)
+    129, 143  stopped by SIGHUP (a closed terminal) or SIGTERM: 128 + the signal, as 130 is for
+         SIGINT; `local run` and `demo` stop the local cloud and remove its files first
+         (sluice.cli.stopping); `local up` exits 0 when stopped this way
 
 Every error is one line on stderr, `sluice: <what is wrong>; <what to do>`, never a traceback
 (set SLUICE_DEBUG=1 to get the traceback of an unexpected one).
@@ -17,7 +20,7 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_ENVIRONMENT = 3
-EXIT_INTERRUPTED = 130
+EXIT_INTERRUPTED = 130  # 128 + SIGINT
 
 
 class UsageError(Exception):

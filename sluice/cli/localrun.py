@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import errno
@@ -12,7 +13,6 @@ import signal
 import socket
 import sys
 import tempfile
-import threading
 import time
 import warnings
 from dataclasses import dataclass
@@ -21,6 +21,7 @@ from typing import Any
 
 from sluice.aws import Clients
 from sluice.cli.exits import EXIT_FAILED, EXIT_OK, EnvironmentProblem, UsageError
+from sluice.cli.stopping import Stopped, StopSignals
 from sluice.runs.collect import build_report_data
 from sluice.runs.follow import watch
 from sluice.runs.iamreport import build_iam_report
@@ -246,8 +247,8 @@ def run_file(
     print(f"report:        {report}")
     print(f"timeline:      {directory / 'timeline.png'}")
     print(f"notifications: {directory / 'notifications.jsonl'} ({len(notifications)})")
-    for note in notifications:
-        print(f"  - {note.get('subject') or ''} {note.get('message', '')[:200]}".rstrip())
+    for note in notifications:  # the subject says outcome, stage, file and reason; the file has the rest
+        print(f"  - {note.get('subject') or note.get('message', '').split(chr(10), 1)[0]}")
     print_iam_summary(cloud, directory)
     return EXIT_OK if final["status"] == "SUCCEEDED" else EXIT_FAILED
 
@@ -261,33 +262,45 @@ def local_run(
     iam: IamSettings | None = None,
 ) -> int:
     check_project()
-    with tempfile.TemporaryDirectory(prefix="sluice-local-") as state:
-        with new_cloud(spot_reclaim=spot_reclaim, state_dir=Path(state), iam=iam) as cloud:
+    # A stop signal ends the run, never the cleanup: the cloud stops, then the directory goes.
+    with StopSignals() as signals, contextlib.ExitStack() as cleanup:
+        state = cleanup.enter_context(tempfile.TemporaryDirectory(prefix="sluice-local-"))
+        try:
+            cloud = cleanup.enter_context(
+                new_cloud(spot_reclaim=spot_reclaim, state_dir=Path(state), iam=iam)
+            )
             print(f"local cloud at {cloud.endpoint_url}")
             outputs = start_and_deploy(cloud)
             return run_file(cloud, outputs, path, options, out_dir)
+        finally:
+            signals.shield()
 
 
 def run_demo(rows: int, out_dir: Path | None, iam: IamSettings | None = None) -> int:
     from sluice import sampledata
 
     check_project()
-    with tempfile.TemporaryDirectory(prefix="sluice-demo-") as scratch:
-        data = Path(scratch) / "transactions.csv"
-        started = time.monotonic()
-        sampledata.generate(data, rows=rows, seed=7)
-        size_mb = data.stat().st_size / 1e6
-        print(
-            f"generated {rows:,} sample transactions ({size_mb:.1f} MB) in {time.monotonic() - started:.1f}s"
-        )
-        with new_cloud(state_dir=Path(scratch) / "cloud", iam=iam) as cloud:
+    with StopSignals() as signals, contextlib.ExitStack() as cleanup:
+        scratch = cleanup.enter_context(tempfile.TemporaryDirectory(prefix="sluice-demo-"))
+        try:
+            data = Path(scratch) / "transactions.csv"
+            started = time.monotonic()
+            sampledata.generate(data, rows=rows, seed=7)
+            size_mb = data.stat().st_size / 1e6
+            print(
+                f"generated {rows:,} sample transactions ({size_mb:.1f} MB) in {time.monotonic() - started:.1f}s"
+            )
+            cloud = cleanup.enter_context(new_cloud(state_dir=Path(scratch) / "cloud", iam=iam))
             print(f"local cloud at {cloud.endpoint_url}; deploying template.yaml")
             outputs = start_and_deploy(cloud)
             return run_file(cloud, outputs, data, DEMO_OPTIONS, out_dir)
+        finally:
+            signals.shield()
 
 
 def local_up(port: int = 0, spot_reclaim: float = 0.0, iam: IamSettings | None = None) -> int:
-    """Serve until Ctrl-C; print the endpoint only once it answers requests."""
+    """Serve until Ctrl-C, SIGTERM or SIGHUP (then exit 0); print the endpoint only once it answers
+    requests."""
     check_project()
     check_port_free(port)
     state = STATE_DIR
@@ -295,25 +308,35 @@ def local_up(port: int = 0, spot_reclaim: float = 0.0, iam: IamSettings | None =
     os.chmod(state, 0o700)  # holds the administrator's key
     for stale in ("iam.jsonl", "iam-usage.jsonl"):
         (state / stale).unlink(missing_ok=True)  # one session's decisions, not every session's
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    with new_cloud(port=port, spot_reclaim=spot_reclaim, state_dir=state, iam=iam) as cloud:
-        outputs = start_and_deploy(cloud)
-        print(f"Sluice local cloud ready at {cloud.endpoint_url} (IAM: {cloud.iam_mode})")
-        exports = " ".join(f"{name}={value}" for name, value in cloud.environment.items())
-        print(f"export {exports}")
-        print(f"credentials:   {cloud.credentials_path} (0600; `. {cloud.credentials_path}` sets the same)")
-        if iam is not None and iam.fixed_admin_key is not None:
-            print(
-                "warning: the administrator signs with the fixed key given by --fixed-admin-key",
-                file=sys.stderr,
-            )
-        print(f"input bucket: s3://{outputs.input_bucket}/{outputs.input_prefix}")
-        print(f"notifications: {cloud.outbox_path}")
-        sys.stdout.flush()
-        try:
-            stop.wait()
-        except KeyboardInterrupt:
-            pass
+    try:
+        with StopSignals() as signals, contextlib.ExitStack() as cleanup:
+            try:
+                cloud = cleanup.enter_context(
+                    new_cloud(port=port, spot_reclaim=spot_reclaim, state_dir=state, iam=iam)
+                )
+                serve(cloud, iam)
+            finally:
+                signals.shield()
+    except Stopped:
+        pass  # the way to end `local up`: the cloud has stopped
     print("local cloud stopped")
     return EXIT_OK
+
+
+def serve(cloud: Any, iam: IamSettings | None) -> None:
+    """Deploy, print how to reach the cloud, then wait for a stop signal (`Stopped`)."""
+    outputs = start_and_deploy(cloud)
+    print(f"Sluice local cloud ready at {cloud.endpoint_url} (IAM: {cloud.iam_mode})")
+    exports = " ".join(f"{name}={value}" for name, value in cloud.environment.items())
+    print(f"export {exports}")
+    print(f"credentials:   {cloud.credentials_path} (0600; `. {cloud.credentials_path}` sets the same)")
+    if iam is not None and iam.fixed_admin_key is not None:
+        print(
+            "warning: the administrator signs with the fixed key given by --fixed-admin-key",
+            file=sys.stderr,
+        )
+    print(f"input bucket: s3://{outputs.input_bucket}/{outputs.input_prefix}")
+    print(f"notifications: {cloud.outbox_path}")
+    sys.stdout.flush()
+    while True:
+        signal.pause()

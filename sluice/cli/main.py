@@ -28,6 +28,7 @@ from sluice.cli.exits import (
     EnvironmentProblem,
     UsageError,
 )
+from sluice.cli.stopping import Stopped
 from sluice.runs.follow import RunTimeoutError
 from sluice.runs.start import RunNotStartedError
 from sluice.stack import StackNotFoundError
@@ -51,7 +52,10 @@ EXPORT_CREDENTIALS = (
 def fail(message: str, code: int) -> int:
     """Print the one-line error (a multi-line reason, such as YAML's, joined) and return `code`."""
     one_line = " ".join(line.strip() for line in message.splitlines() if line.strip())
-    print(f"sluice: {one_line}", file=sys.stderr)
+    try:
+        print(f"sluice: {one_line}", file=sys.stderr)
+    except OSError:
+        pass  # nowhere to say it (a terminal that hung up): the exit code still does
     return code
 
 
@@ -60,6 +64,10 @@ def main(argv: list[str] | None = None) -> int:
         return run(argv)
     except KeyboardInterrupt:
         return fail("interrupted", EXIT_INTERRUPTED)
+    except Stopped as stopped:  # SIGINT, SIGTERM or SIGHUP while a local cloud ran: 128 + signal
+        return fail(
+            f"{stopped.message}; the local cloud was stopped and its files removed", stopped.exit_code
+        )
 
 
 def run(argv: list[str] | None) -> int:

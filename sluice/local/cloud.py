@@ -301,6 +301,12 @@ class LocalCloud:
             if self._endpoint is not None:
                 self._endpoint.stop()
                 self._endpoint = None
+            # No request can start a Lambda worker any more; end any the runtime's stop missed.
+            from sluice.local.awslambda.pool import kill_all_workers
+
+            missed = kill_all_workers()
+            if missed:
+                log.warning("%d Lambda worker processes were still running after stop; killed", missed)
             if self._moto_saved is not None:
                 moto_config.unconfigure(self._moto_saved)
                 self._moto_saved = None

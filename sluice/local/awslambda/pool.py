@@ -27,6 +27,23 @@ WORKER_SCRIPT = Path(__file__).with_name("bootstrap.py")
 
 LogSink = Callable[[str], None]
 
+# Every worker this process started and has not seen exit: the safety net of kill_all_workers().
+_live_lock = threading.Lock()
+_live: set[WorkerProcess] = set()
+
+
+def kill_all_workers() -> int:
+    """Kill every worker process still running (the local cloud calls it last when it stops: a
+    pool made by a request that raced the runtime's stop is in no runtime's list). Returns how
+    many were still running."""
+    with _live_lock:
+        workers = list(_live)
+    running = [worker for worker in workers if worker.alive]
+    for worker in workers:
+        worker.kill()
+    return len(running)
+
+
 # Lambda gives the init phase (handler import) its own 10 s on top of the function timeout
 # (https://docs.aws.amazon.com/lambda/latest/dg/lambda-runtime-environment.html).
 INIT_TIMEOUT_S = 10.0
@@ -112,6 +129,8 @@ class WorkerProcess:
         self._requests = os.fdopen(request_w, "wb", buffering=0)
         self._responses = os.fdopen(response_r, "rb")
         self.pid = self.process.pid
+        with _live_lock:
+            _live.add(self)
         threading.Thread(target=self._read_channel, name=f"lambda-{self.pid}-channel", daemon=True).start()
         threading.Thread(target=self._drain_output, name=f"lambda-{self.pid}-output", daemon=True).start()
 
@@ -155,7 +174,13 @@ class WorkerProcess:
             self.process.wait(timeout=5)
         except subprocess.TimeoutExpired:
             pass
+        else:
+            self._forget()
         self.request_exit()
+
+    def _forget(self) -> None:
+        with _live_lock:
+            _live.discard(self)
 
     def request_exit(self) -> None:
         """Graceful shutdown, step one: closing the request pipe ends the worker's loop."""
@@ -170,6 +195,8 @@ class WorkerProcess:
             self.process.wait(timeout=max(deadline - time.monotonic(), 0.01))
         except subprocess.TimeoutExpired:
             self.kill()
+        else:
+            self._forget()
 
     def _exit_description(self) -> str:
         try:
