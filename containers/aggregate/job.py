@@ -2,7 +2,13 @@
 
 Refuses to run on an incomplete set of partials: that means the transform stage has not
 finished, which is a pipeline fault (retryable), not bad input. The `_SUCCESS` marker is
-removed first and written last, so its presence always means a complete, consistent result.
+removed first and written last, so its presence always means a consistent result.
+
+The one exception is a run that tolerates failed shards (`max_failed_shard_fraction`): the
+state machine sets SLUICE_ALLOW_MISSING_SHARDS when the transform array failed within the
+manifest's `max_failed_shards`. The result then covers the shards that exist, summary.json
+lists the missing ones and the rows they held, and `_INCOMPLETE` is written beside `_SUCCESS`.
+A later complete aggregate (a rerun that filled the gaps) removes `_INCOMPLETE`.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from jobkit import s3 as s3io
 from jobkit.context import JobContext
 from jobkit.errors import JobError
 from jobkit.keys import (
+    INCOMPLETE_MARKER,
     RESULT_CSV,
     RESULT_PARQUET,
     SUCCESS_MARKER,
@@ -25,13 +32,15 @@ from jobkit.keys import (
     output_key,
     partial_key,
     partials_prefix,
+    shard_index_key,
 )
 from jobkit.log import JsonLogger, Stopwatch, utc_now
-from jobkit.manifest import Manifest
+from jobkit.manifest import Manifest, ShardIndex
 from jobkit.options import Options
 from jobkit.partials import ROWS, finalize, merge_partials
 from jobkit.workdir import read_manifest
 
+ALLOW_MISSING_VARIABLE = "SLUICE_ALLOW_MISSING_SHARDS"
 DOWNLOAD_THREADS = 16
 MERGE_BATCH = 64  # partials merged at a time: bounds memory for high-cardinality group keys
 
@@ -42,15 +51,18 @@ def run(ctx: JobContext, log: JsonLogger) -> None:
     work, out_bucket, out_prefix = ctx.work_bucket, ctx.output_bucket, ctx.output_prefix
     manifest = read_manifest(s3, work, ctx.work_prefix)
     options = manifest.options  # the spec the shards were built for, as ingest recorded it
-    _check_partials(s3, work, ctx.work_prefix, manifest.shard_count)
+    allowed = manifest.max_failed_shards if ctx.env.get(ALLOW_MISSING_VARIABLE) == "true" else 0
+    missing = _check_partials(s3, work, ctx.work_prefix, manifest.shard_count, allowed)
     s3.delete_object(Bucket=out_bucket, Key=output_key(out_prefix, SUCCESS_MARKER))
 
-    merged, stats = _merge_all(s3, work, ctx.work_prefix, manifest.shard_count, options)
+    present = [i for i in range(manifest.shard_count) if i not in set(missing)]
+    merged, stats = _merge_all(s3, work, ctx.work_prefix, present, options)
     merged_rows = sum(merged[ROWS].to_pylist())
-    if merged_rows != manifest.rows:
+    rows_missing = _rows_of(s3, work, ctx.work_prefix, missing)
+    if merged_rows + rows_missing != manifest.rows:
         raise JobError(
-            f"partials cover {merged_rows} rows but the manifest promises {manifest.rows}: "
-            f"stale or foreign partials under {partials_prefix(ctx.work_prefix)}"
+            f"partials cover {merged_rows} rows (and missing shards {rows_missing}) but the manifest "
+            f"promises {manifest.rows}: stale or foreign partials under {partials_prefix(ctx.work_prefix)}"
         )
     result = finalize(merged, options)
 
@@ -58,7 +70,16 @@ def run(ctx: JobContext, log: JsonLogger) -> None:
     s3io.put_bytes(s3, out_bucket, keys[RESULT_PARQUET], _parquet(result), "application/vnd.apache.parquet")
     s3io.put_bytes(s3, out_bucket, keys[RESULT_CSV], _csv(result), "text/csv; charset=utf-8")
     summary = _summary(ctx, manifest, options, result, stats, clock, out_bucket, keys)
+    summary["complete"] = not missing
+    summary["missing_shards"] = missing
+    summary["rows_missing"] = rows_missing
     s3io.put_json(s3, out_bucket, keys[SUMMARY_JSON], summary)
+    incomplete = output_key(out_prefix, INCOMPLETE_MARKER)
+    if missing:
+        s3io.put_json(s3, out_bucket, incomplete, {"missing_shards": missing, "rows_missing": rows_missing})
+        log.warning("result is incomplete", missing_shards=missing, rows_missing=rows_missing)
+    else:
+        s3.delete_object(Bucket=out_bucket, Key=incomplete)
     s3io.put_bytes(s3, out_bucket, output_key(out_prefix, SUCCESS_MARKER), b"", "text/plain")
     log.info(
         "result written",
@@ -70,19 +91,33 @@ def run(ctx: JobContext, log: JsonLogger) -> None:
     )
 
 
-def _check_partials(s3: BaseClient, bucket: str, work_prefix: str, count: int) -> None:
+def _check_partials(s3: BaseClient, bucket: str, work_prefix: str, count: int, allowed: int) -> list[int]:
+    """The shards whose partial is missing, when there are at most `allowed` of them."""
     present = set(s3io.list_keys(s3, bucket, partials_prefix(work_prefix)))
     missing = [i for i in range(count) if partial_key(work_prefix, i) not in present]
+    if missing and len(missing) <= allowed and len(missing) < count:
+        return missing
     if missing:
         shown = ", ".join(str(i) for i in missing[:10]) + (", ..." if len(missing) > 10 else "")
         raise JobError(
             f"{len(missing)} of {count} partials missing (shard {shown}) under "
             f"s3://{bucket}/{partials_prefix(work_prefix)}: the transform stage has not finished"
+            + (f" (at most {allowed} may be missing)" if allowed else "")
         )
+    return []
+
+
+def _rows_of(s3: BaseClient, bucket: str, work_prefix: str, shards: list[int]) -> int:
+    """Rows the given shards hold, from ingest's shards/index.json."""
+    if not shards:
+        return 0
+    index = ShardIndex.model_validate(s3io.read_json(s3, bucket, shard_index_key(work_prefix)))
+    rows = {info.index: info.rows for info in index.shards}
+    return sum(rows[i] for i in shards)
 
 
 def _merge_all(
-    s3: BaseClient, bucket: str, work_prefix: str, count: int, options: Options
+    s3: BaseClient, bucket: str, work_prefix: str, shards: list[int], options: Options
 ) -> tuple[pa.Table, list[dict[str, str]]]:
     def fetch(index: int) -> tuple[pa.Table, dict[str, str]]:
         data, metadata = s3io.read_bytes(s3, bucket, partial_key(work_prefix, index))
@@ -91,12 +126,12 @@ def _merge_all(
     merged: pa.Table | None = None
     stats: list[dict[str, str]] = []
     with ThreadPoolExecutor(DOWNLOAD_THREADS, thread_name_prefix="fetch") as pool:
-        for start in range(0, count, MERGE_BATCH):
-            fetched = list(pool.map(fetch, range(start, min(count, start + MERGE_BATCH))))
+        for start in range(0, len(shards), MERGE_BATCH):
+            fetched = list(pool.map(fetch, shards[start : start + MERGE_BATCH]))
             stats.extend(metadata for _, metadata in fetched)
             tables = ([merged] if merged is not None else []) + [t for t, _ in fetched]
             merged = merge_partials(pa.concat_tables(tables), options)
-    assert merged is not None  # count >= 1: ingest never writes a manifest without shards
+    assert merged is not None  # at least one shard: a run with none missing, or fewer missing than all
     return merged, stats
 
 

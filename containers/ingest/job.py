@@ -132,6 +132,7 @@ def _ingest(
         input_columns=[c[:100] for c in reader.input_columns[:MAX_RECORDED_INPUT_COLUMNS]],
         columns=describe(reader.schema, options),
         shard_count=len(shards),
+        max_failed_shards=math.floor(options.max_failed_shard_fraction * len(shards)),
         shards_prefix=shards_prefix(ctx.work_prefix),
         shard_index_key=shard_index_key(ctx.work_prefix),
         rows=rows,

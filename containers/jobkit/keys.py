@@ -35,6 +35,10 @@ def partial_key(work_prefix: str, index: int) -> str:
     return f"{work_prefix}partials/part-{index:05d}.parquet"
 
 
+def rerun_plan_key(work_prefix: str, execution: str) -> str:
+    return f"{work_prefix}reruns/{execution}.json"
+
+
 def output_key(output_prefix: str, name: str) -> str:
     return f"{output_prefix}{name}"
 
@@ -43,3 +47,4 @@ RESULT_PARQUET = "result.parquet"
 RESULT_CSV = "result.csv"
 SUMMARY_JSON = "summary.json"
 SUCCESS_MARKER = "_SUCCESS"
+INCOMPLETE_MARKER = "_INCOMPLETE"  # beside _SUCCESS when shards are missing from the result

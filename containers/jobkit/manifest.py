@@ -94,6 +94,19 @@ class Dialect(BaseModel):
     paths: list[str] = Field(default_factory=list)
 
 
+class RerunPlan(BaseModel):
+    """`work/<run>/reruns/<execution>.json`: the shards a rerun transforms (their partials are missing).
+
+    Array child i of the rerun transforms shard `shards[i]`.
+    """
+
+    run_id: str
+    execution: str
+    shards: list[int]
+    shard_count: int  # len(shards), read by the state machine like the manifest's
+    of: int  # the run's shard count
+
+
 class Manifest(BaseModel):
     version: int = MANIFEST_VERSION
     run_id: str
@@ -106,6 +119,9 @@ class Manifest(BaseModel):
     input_columns: list[str]  # at most MAX_RECORDED_INPUT_COLUMNS names
     columns: list[ColumnInfo]  # what the shards hold, in shard order
     shard_count: int  # read by the state machine: 1 -> single job, N -> array of N
+    # floor(max_failed_shard_fraction * shard_count): the state machine lets a transform array
+    # with at most this many failed children go on to aggregate (ASL cannot multiply).
+    max_failed_shards: int = 0
     shards_prefix: str
     shard_index_key: str
     rows: int  # rows accepted into the shards

@@ -39,6 +39,9 @@ class Options(BaseModel):
     metrics: dict[str, list[Metric]] = Field(default_factory=_default_metrics)
     format: InputFormat | None = None
     max_bad_row_fraction: float = Field(default=0.0, ge=0.0, le=1.0)
+    # Shards allowed to fail (after their retries) with the run still producing a result from the
+    # others, marked incomplete; `sluice rerun` fills the gaps. 0: any failed shard fails the run.
+    max_failed_shard_fraction: float = Field(default=0.0, ge=0.0, lt=1.0)
     # Per-run override of the stack's ShardTargetMb (SLUICE_SHARD_TARGET_MB): controls the fan-out
     # of one run without redeploying, e.g. to try a file with more, smaller transform children.
     shard_target_mb: float | None = Field(default=None, gt=0.0, le=1024.0)

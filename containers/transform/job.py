@@ -1,5 +1,8 @@
 """Transform: shards/part-<i>.parquet -> partials/part-<i>.parquet.
 
+Array child i transforms shard i, except in a rerun, where SLUICE_SHARD_PLAN names the plan
+(transform/plan.py) and child i transforms the plan's i-th missing shard.
+
 The partial is byte-for-byte the same on every attempt: rows sorted by group key, arithmetic
 single-threaded in a fixed order, no timestamps in the file. Timings go to the log and to the
 object's S3 user metadata, which aggregate reads along with the data (and which is not part
@@ -14,31 +17,35 @@ import tempfile
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+from botocore.client import BaseClient
 from jobkit import s3 as s3io
 from jobkit.context import JobContext
 from jobkit.errors import JobError
 from jobkit.keys import partial_key, shard_key
 from jobkit.log import JsonLogger, Stopwatch
+from jobkit.manifest import RerunPlan
 from jobkit.options import Options
 from jobkit.partials import merge_partials, partial_from_rows
 from jobkit.workdir import read_manifest
 
 BATCH_ROWS = 1_000_000  # bounds memory per step for shards larger than the usual target
 PARTIAL_WRITE_OPTIONS = {"compression": "zstd", "use_dictionary": True, "write_statistics": False}
+SHARD_PLAN_VARIABLE = "SLUICE_SHARD_PLAN"  # a rerun's plan key in the work bucket
 
 
 def run(ctx: JobContext, log: JsonLogger) -> None:
     clock = Stopwatch()
     s3 = s3io.client()
     bucket = ctx.work_bucket
-    index = ctx.batch.shard_index
     manifest = read_manifest(s3, bucket, ctx.work_prefix)
+    index = _shard_index(s3, bucket, ctx)
     if index >= manifest.shard_count:
         raise JobError(
             f"shard index {index} is out of range: the manifest lists {manifest.shard_count} shards"
         )
     options = manifest.options  # the spec the shards were built for, as ingest recorded it
-    _inject_faults(options, index, log)
+    # Faults belong to this execution, not to the run's spec: a rerun without them runs clean.
+    _inject_faults(ctx.options(), index, log)
     key = shard_key(ctx.work_prefix, index)
     with tempfile.TemporaryFile(prefix="sluice-shard-") as local:
         try:
@@ -64,6 +71,22 @@ def run(ctx: JobContext, log: JsonLogger) -> None:
         seconds=seconds,
         rows_per_second=round(rows / seconds, 1) if seconds else None,
     )
+
+
+def _shard_index(s3: BaseClient, bucket: str, ctx: JobContext) -> int:
+    plan_key = ctx.env.get(SHARD_PLAN_VARIABLE)
+    if not plan_key:
+        return ctx.batch.shard_index
+    try:
+        plan = RerunPlan.model_validate(s3io.read_json(s3, bucket, plan_key))
+    except s3io.NotFound:
+        raise JobError(f"rerun plan s3://{bucket}/{plan_key} does not exist") from None
+    position = ctx.batch.shard_index
+    if position >= len(plan.shards):
+        raise JobError(
+            f"array index {position} is out of range: the rerun plan lists {len(plan.shards)} shards"
+        )
+    return plan.shards[position]
 
 
 def aggregate_shard(shard: pq.ParquetFile, options: Options) -> tuple[pa.Table, int]:

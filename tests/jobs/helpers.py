@@ -82,9 +82,9 @@ class Run:
             env["AWS_BATCH_JOB_ARRAY_SIZE"] = str(size)
         return env
 
-    def start(self, job: str, **env_args: int | None) -> subprocess.Popen[str]:
+    def start(self, job: str, plan: bool = False, **env_args: int | None) -> subprocess.Popen[str]:
         return subprocess.Popen(
-            [sys.executable, "-m", job],
+            [sys.executable, "-m", job, *(["plan"] if plan else [])],  # plan: the Batch Command override
             cwd=CONTAINERS,
             env=self.env(**env_args),  # type: ignore[arg-type]
             stdout=subprocess.PIPE,
@@ -92,8 +92,8 @@ class Run:
             text=True,
         )
 
-    def run(self, job: str, **env_args: int | None) -> subprocess.CompletedProcess[str]:
-        proc = self.start(job, **env_args)
+    def run(self, job: str, plan: bool = False, **env_args: int | None) -> subprocess.CompletedProcess[str]:
+        proc = self.start(job, plan, **env_args)
         out, err = proc.communicate(timeout=JOB_TIMEOUT)
         return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
