@@ -6,6 +6,11 @@ Two kinds of event reach it (template.yaml, NotifyFunction events):
   the execution event is the one place a run's failure is reported: a failed job, its array
   children and the execution no longer each send their own message.
 - `Sluice Upload Rejected`, put on the default bus by the trigger when it refuses an upload.
+- `Batch Job Queue Blocked` for the stack's queue: a job no compute environment can start waits
+  at the head of the queue until the queue's time limit cancels it (which then fails the run and
+  sends the run's message); this one says so at once. The event's detail is the job as
+  DescribeJobs shows it, so nothing is looked up.
+  https://docs.aws.amazon.com/batch/latest/userguide/batch-job-queue-blocked-events.html
 
 The message says why, in the failing job's own words: the error line the job wrote to its log
 (CloudWatch Logs), with the stage, shard, attempts and exit codes from DescribeJobs. Lookups
@@ -37,6 +42,7 @@ metrics = Metrics()
 
 EXECUTION_STATUS_CHANGE = "Step Functions Execution Status Change"
 UPLOAD_REJECTED = "Sluice Upload Rejected"  # functions/trigger/app.py puts these
+QUEUE_BLOCKED = "Batch Job Queue Blocked"
 DESCRIBE_BATCH = 100  # DescribeJobs accepts at most 100 job ids per call
 LOG_LINES_READ = 100  # the error line is among a job's last lines (jobkit/runner.py writes it last)
 OUTCOMES: dict[str, Outcome] = {
@@ -90,6 +96,21 @@ class UploadRejectedDetail(BaseModel):
 
 class UploadRejectedEvent(EventBridgeModel):
     detail: UploadRejectedDetail
+
+
+class BlockedJobDetail(BaseModel):
+    """The JobDetail a Batch Job Queue Blocked event carries (the fields the message uses)."""
+
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+    job_id: str = Field(alias="jobId")
+    job_name: str = Field(alias="jobName")
+    job_queue: str | None = Field(default=None, alias="jobQueue")
+    status_reason: str | None = Field(default=None, alias="statusReason")
+    parameters: dict[str, str] = Field(default_factory=dict)
+
+
+class QueueBlockedEvent(EventBridgeModel):
+    detail: BlockedJobDetail
 
 
 @cache
@@ -239,6 +260,27 @@ def _input_object(raw: str | None) -> tuple[str | None, str | None]:
     return (bucket if isinstance(bucket, str) else None), (key if isinstance(key, str) else None)
 
 
+def _run_id(name: str, raw_input: str | None) -> str:
+    """The run an execution belongs to: its name, or for a rerun (docs/rerun.md) the run it reran."""
+    try:
+        of = json.loads(raw_input or "")["rerun"]["of"]
+    except (ValueError, KeyError, TypeError):
+        return name
+    return of if isinstance(of, str) and of else name
+
+
+def _gaps(raw_output: str | None) -> int | None:
+    """Failed shards a succeeded run tolerated (its output's gaps), or None for a complete result."""
+    try:
+        gaps = json.loads(raw_output or "")["gaps"]
+    except (ValueError, KeyError, TypeError):
+        return None
+    if not isinstance(gaps, dict) or gaps.get("tolerated") is not True:
+        return None
+    failed = gaps.get("failedShards")
+    return failed if isinstance(failed, int) else 0
+
+
 def _result_prefix(raw: str | None) -> str | None:
     try:
         output = json.loads(raw or "")["output"]
@@ -258,7 +300,7 @@ def execution_incident(event: dict[str, Any], log_group: str | None) -> Incident
         region=parsed.region, partition=_partition(detail.execution_arn), job_log_group=log_group
     )
     common: dict[str, Any] = {
-        "run_id": detail.name,
+        "run_id": _run_id(detail.name, detail.input),
         "bucket": bucket,
         "key": key,
         "location": location,
@@ -267,7 +309,13 @@ def execution_incident(event: dict[str, Any], log_group: str | None) -> Incident
         "cause": detail.cause,
     }
     if outcome == "succeeded":
-        return Incident(outcome=outcome, result_prefix=_result_prefix(detail.output), **common)
+        gaps = _gaps(detail.output)
+        return Incident(
+            outcome="completed_with_gaps" if gaps is not None else "succeeded",
+            result_prefix=_result_prefix(detail.output),
+            missing_shard_count=gaps,
+            **common,
+        )
 
     job: JobFailure | None = None
     array: ArrayFailure | None = None
@@ -314,14 +362,60 @@ def rejection_incident(event: dict[str, Any]) -> Incident:
     )
 
 
-def handle(event: dict[str, Any], topic_arn: str, log_group: str | None) -> dict[str, Any]:
+def _split_uri(uri: str | None) -> tuple[str | None, str | None]:
+    """s3://bucket/key -> (bucket, key); anything else -> (None, None)."""
+    if not uri or not uri.startswith("s3://"):
+        return None, None
+    bucket, _, key = uri.removeprefix("s3://").partition("/")
+    return (bucket or None), (key or None)
+
+
+def blocked_incident(event: dict[str, Any], log_group: str | None, time_limit: int | None) -> Incident:
+    """The run and file come from the job's parameters (sluiceRun, sluiceInput: pipeline.asl.json)."""
+    parsed = parse(event=event, model=QueueBlockedEvent)
+    detail = parsed.detail
+    bucket, key = _split_uri(detail.parameters.get("sluiceInput"))
+    stage = STAGE_OF_JOB.get(detail.job_name)
+    job = JobFailure(
+        stage=stage or detail.job_name,
+        job_id=detail.job_id,
+        job_name=detail.job_name,
+        status_reason=detail.status_reason,
+    )
+    return Incident(
+        outcome="blocked",
+        run_id=detail.parameters.get("sluiceRun"),
+        bucket=bucket,
+        key=key,
+        location=Location(
+            region=parsed.region, partition=_partition(detail.job_queue or ""), job_log_group=log_group
+        ),
+        stage=stage,
+        job=job,
+        time_limit_seconds=time_limit,
+    )
+
+
+def handle(
+    event: dict[str, Any],
+    topic_arn: str,
+    log_group: str | None,
+    time_limit: int | None = None,
+    notify_on_success: bool = False,
+) -> dict[str, Any]:
     kind = event.get("detail-type")
     if kind == EXECUTION_STATUS_CHANGE:
         incident = execution_incident(event, log_group)
     elif kind == UPLOAD_REJECTED:
         incident = rejection_incident(event)
+    elif kind == QUEUE_BLOCKED:
+        incident = blocked_incident(event, log_group, time_limit)
     else:
         raise UnknownEventError(f"cannot notify about a {kind!r} event")
+    if incident.outcome == "succeeded" and not notify_on_success:
+        # Every finished run reaches this function, so a run with gaps is always announced;
+        # a complete success only when the stack sets NotifyOnSuccess.
+        return {"skipped": "succeeded", "run_id": incident.run_id}
     notice = render(incident)
     _sns().publish(
         TopicArn=topic_arn,
@@ -338,4 +432,11 @@ def handle(event: dict[str, Any], topic_arn: str, log_group: str | None) -> dict
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return handle(event, os.environ["ALERTS_TOPIC_ARN"], os.environ.get("JOB_LOG_GROUP"))
+    limit = os.environ.get("MAX_RUNNABLE_SECONDS", "")
+    return handle(
+        event,
+        os.environ["ALERTS_TOPIC_ARN"],
+        os.environ.get("JOB_LOG_GROUP"),
+        int(limit) if limit.isdigit() else None,
+        os.environ.get("NOTIFY_ON_SUCCESS") == "true",
+    )

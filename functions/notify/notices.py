@@ -15,16 +15,17 @@ Rules the text follows (docs/notifications.md):
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import quote
 
-Outcome = Literal["failed", "timed_out", "aborted", "rejected", "succeeded", "completed_with_gaps"]
+Outcome = Literal["failed", "timed_out", "aborted", "rejected", "succeeded", "completed_with_gaps", "blocked"]
 ReasonCode = Literal[
     "bad_input",  # a job exited 65: the file (or its options) is at fault; not retried
     "job_error",  # a job exited non-zero after its retries
     "job_timeout",  # an attempt outlived the job's attempt timeout on every attempt
     "infrastructure",  # the job never ran to an exit code: host lost, Spot reclaimed, cancelled
+    "job_blocked",  # no compute environment can start the job: stuck in RUNNABLE, or cancelled for it
     "pipeline_error",  # a state machine step other than a job failed (manifest, input, service)
     "execution_timeout",  # the execution hit its own TimeoutSeconds
     "aborted",  # someone stopped the execution
@@ -37,6 +38,16 @@ SUBJECT_LIMIT = 100  # https://docs.aws.amazon.com/sns/latest/api/API_Publish.ht
 LISTED_CHILDREN = 5  # first failed array children described in full; the rest are counted
 # Attribute values must be non-empty strings (SNS rejects an empty StringValue).
 UNKNOWN = "unknown"
+# A job stuck at the head of the queue: Batch's reason codes (the text before " - ") and the
+# statusReason its jobStateTimeLimitActions leave on the job they cancel.
+# https://docs.aws.amazon.com/batch/latest/userguide/job_stuck_in_runnable.html
+# https://docs.aws.amazon.com/batch/latest/userguide/job_stuck_in_runnable_time_limit_actions.html
+TIME_LIMIT_CANCELED = "Canceled by JobStateTimeLimit action due to reason: "
+BLOCKED_SHORT = {
+    "MISCONFIGURATION:COMPUTE_ENVIRONMENT_MAX_RESOURCE": "job needs more than MaxVcpus allows",
+    "MISCONFIGURATION:JOB_RESOURCE_REQUIREMENT": "no instance type fits the job",
+    "CAPACITY:INSUFFICIENT_INSTANCE_CAPACITY": "no instance capacity available",
+}
 
 
 @dataclass(frozen=True)
@@ -93,7 +104,8 @@ class Incident:
     error: str | None = None  # the execution's error name
     cause: str | None = None  # the execution's cause, or the rejection reason
     result_prefix: str | None = None  # succeeded runs: s3://bucket/prefix/
-    missing_shards: tuple[int, ...] = field(default=())
+    time_limit_seconds: int | None = None  # blocked: the queue's RUNNABLE time limit (MaxRunnableSeconds)
+    missing_shard_count: int | None = None  # completed_with_gaps: shards missing from the result
 
 
 @dataclass(frozen=True)
@@ -116,6 +128,8 @@ def reason_code(incident: Incident) -> ReasonCode:
         return "execution_timeout"
     if incident.outcome == "aborted":
         return "aborted"
+    if incident.outcome == "blocked":
+        return "job_blocked"
     job = _deciding_job(incident)
     if job is None:
         # The state machine's own check of hand-written input (RejectExecutionInput).
@@ -126,6 +140,8 @@ def reason_code(incident: Incident) -> ReasonCode:
         return "bad_input"
     if _is_attempt_timeout(job):
         return "job_timeout"
+    if _blocked_reason_code(job.status_reason) is not None:
+        return "job_blocked"
     if job.last_exit_code is None:
         return "infrastructure"
     return "job_error"
@@ -153,11 +169,13 @@ def _subject(incident: Incident, code: ReasonCode) -> str:
     elif incident.outcome == "succeeded":
         text = f"Sluice processed {name}"
     elif incident.outcome == "completed_with_gaps":
-        text = f"Sluice processed {name} with gaps: {len(incident.missing_shards)} shards missing"
+        text = f"Sluice processed {name} with gaps: {incident.missing_shard_count} shards missing"
     elif incident.outcome == "aborted":
         text = f"Sluice run aborted{_in_stage(incident)}: {name}"
     elif incident.outcome == "timed_out":
         text = f"Sluice run timed out{_in_stage(incident)}: {name}"
+    elif incident.outcome == "blocked":
+        text = f"Sluice run blocked{_in_stage(incident)}: {name}: {_short_reason(incident, code)}"
     else:
         named = f"{name}: " if incident.key else ""
         text = f"Sluice run failed{_in_stage(incident)}: {named}{_short_reason(incident, code)}"
@@ -176,6 +194,9 @@ def _short_reason(incident: Incident, code: ReasonCode) -> str:
         return _strip_job_prefix(job.sentence)
     if job is None and code == "bad_input":
         return "invalid execution input"
+    if code == "job_blocked":
+        blocked = _blocked_reason_code(job.status_reason if job is not None else None)
+        return BLOCKED_SHORT.get(blocked or "", "job cannot start")
     return {
         "bad_input": "bad input",
         "job_error": "job error",
@@ -201,6 +222,8 @@ def _body(incident: Incident, code: ReasonCode) -> str:
         return _rejected_body(incident)
     if incident.outcome in ("succeeded", "completed_with_gaps"):
         return _succeeded_body(incident)
+    if incident.outcome == "blocked":
+        return _blocked_body(incident, code)
     lines = [_headline(incident, code), ""]
     lines += _facts(incident)
     job = incident.job
@@ -296,14 +319,17 @@ def _what_next(incident: Incident, code: ReasonCode) -> list[str]:
         ]
     elif code == "aborted":
         advice = ["What to do: nothing, if the stop was intended; otherwise upload the file again."]
+    elif code == "job_blocked":
+        advice = _blocked_advice(incident)
     else:
         advice = [
             "What to do: this looks like a failure to retry, not a problem with the file.",
-            "Check the log, then upload the file again (or start the run again by hand).",
+            f"Check the log, then rerun it: sluice rerun {run}",
+            "(a rerun reuses every shard that already succeeded).",
         ]
     commands = [f"  sluice status {run}"]
     job = _deciding_job(incident)
-    if job is not None:
+    if job is not None and not (code == "job_blocked" and not job.attempts):  # never ran: no log
         commands.append(f"  sluice logs {job.job_id}")
     return [*advice, "", "Inspect:", *commands, ""]
 
@@ -329,6 +355,50 @@ def _links(incident: Incident) -> list[str]:
     return ["In the AWS console:", *links] if links else []
 
 
+def _blocked_body(incident: Incident, code: ReasonCode) -> str:
+    """A job waits at the head of the queue and no compute environment can start it."""
+    where = f" in {incident.stage}" if incident.stage else ""
+    lines = [
+        f"Sluice run is blocked{where}: a job cannot start while processing {_uri(incident) or 'an input'}.",
+        "",
+    ]
+    lines += _facts(incident)
+    job = incident.job
+    if job is not None:
+        lines.append(f"Job:     {job.job_name} {job.job_id}, waiting in RUNNABLE")
+        lines.append(
+            f"Why:     {_one_line(job.status_reason) if job.status_reason else 'no reason recorded'}"
+        )
+    limit = incident.time_limit_seconds
+    after = f"after {_duration(limit)} at the head of the queue" if limit else "after the queue's time limit"
+    lines += [
+        "",
+        f"What happens next: unless capacity appears, AWS Batch cancels the job {after}"
+        " (MaxRunnableSeconds); the run then fails and you get one more message.",
+        *_blocked_advice(incident),
+        "",
+        "Inspect:",
+        f"  sluice status {incident.run_id or 'RUN_ID'}",
+        "",
+        *_links(incident),
+    ]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def _blocked_advice(incident: Incident) -> list[str]:
+    job = incident.job
+    blocked = _blocked_reason_code(job.status_reason if job is not None else None)
+    if blocked == "CAPACITY:INSUFFICIENT_INSTANCE_CAPACITY":
+        return [
+            "What to do: wait for capacity, or allow more instance types or another compute mode;",
+            "then upload the file again if the run failed.",
+        ]
+    return [
+        "What to do: raise the stack's MaxVcpus, or lower the vCPUs or memory of the job definition",
+        "(or choose an instance type that fits), then upload the file again. Retrying alone won't help.",
+    ]
+
+
 def _rejected_body(incident: Incident) -> str:
     return (
         "\n".join(
@@ -351,11 +421,12 @@ def _succeeded_body(incident: Incident) -> str:
     if incident.result_prefix:
         lines.append(f"Result:  {incident.result_prefix}")
     if incident.outcome == "completed_with_gaps":
-        shards = ", ".join(str(s) for s in incident.missing_shards)
         lines += [
             "",
-            f"The result is incomplete: shards {shards} failed and are missing from it.",
-            f"What to do: sluice rerun {incident.run_id or 'RUN_ID'} fills the gaps.",
+            f"The result is incomplete: {incident.missing_shard_count} shards failed and are missing from it",
+            "(summary.json and the _INCOMPLETE marker beside _SUCCESS list them and the rows they held).",
+            f"What to do: sluice rerun {incident.run_id or 'RUN_ID'} transforms only those shards and",
+            "completes the result; the marker goes away.",
         ]
     lines += ["", "Inspect:", f"  sluice status {incident.run_id or 'RUN_ID'}"]
     return "\n".join(lines) + "\n"
@@ -373,6 +444,24 @@ def _deciding_job(incident: Incident) -> JobFailure | None:
 
 def _stopped_from_outside(job: JobFailure) -> bool:
     return job.last_exit_code is None or _is_attempt_timeout(job)
+
+
+def _blocked_reason_code(status_reason: str | None) -> str | None:
+    """The stuck-in-RUNNABLE reason code of a blocked or time-limit-cancelled job, else None."""
+    text = (status_reason or "").removeprefix(TIME_LIMIT_CANCELED)
+    code = text.split(" - ", 1)[0].strip()
+    if code in BLOCKED_SHORT or (status_reason or "").startswith(TIME_LIMIT_CANCELED):
+        return code or None
+    return None
+
+
+def _duration(seconds: int) -> str:
+    if seconds % 3600 == 0:
+        hours = seconds // 3600
+        return f"{hours} hour{'s' if hours != 1 else ''}"
+    if seconds % 60 == 0:
+        return f"{seconds // 60} minutes"
+    return f"{seconds} seconds"
 
 
 def _is_attempt_timeout(job: JobFailure) -> bool:

@@ -211,6 +211,18 @@ def build_parser() -> argparse.ArgumentParser:
     start.add_argument("--no-wait", action="store_true", help="print the execution ARN and return")
     add_target_arguments(start)
 
+    rerun = commands.add_parser(
+        "rerun", help="finish a failed run: reuse what it wrote, transform only the missing shards"
+    )
+    rerun.add_argument(
+        "run", metavar="RUN_ID", help="the run's execution name (or ARN), or one of its reruns'"
+    )
+    rerun.add_argument(
+        "--options", help="changes to fail_shards/hang_shards as JSON, e.g. '{\"fail_shards\": []}'"
+    )
+    rerun.add_argument("--no-wait", action="store_true", help="print the execution ARN and return")
+    add_target_arguments(rerun)
+
     status = commands.add_parser("status", help="recent executions, or one execution's jobs")
     status.add_argument("execution", nargs="?", help="execution name or ARN")
     add_target_arguments(status)

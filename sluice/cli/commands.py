@@ -16,7 +16,7 @@ from sluice.cli.arguments import check_out_dir, check_out_file, clients_for, out
 from sluice.cli.exits import EXIT_FAILED, EXIT_OK, UsageError
 from sluice.runs.follow import TERMINAL, watch
 from sluice.runs.records import RunRecord, load_run
-from sluice.runs.start import drop_file, find_execution_for, start_run
+from sluice.runs.start import RerunError, drop_file, find_execution_for, run_id_of, start_rerun, start_run
 
 DEFAULT_OUTBOX = Path(".sluice/local/outbox.jsonl")
 
@@ -27,6 +27,7 @@ def dispatch(args: argparse.Namespace) -> int:
         "local": cmd_local,
         "drop": cmd_drop,
         "run": cmd_run,
+        "rerun": cmd_rerun,
         "status": cmd_status,
         "logs": cmd_logs,
         "notifications": cmd_notifications,
@@ -103,6 +104,28 @@ def cmd_run(args: argparse.Namespace) -> int:
     clients, outputs = clients_for(args), outputs_for(args)
     arn = start_run(clients, outputs, bucket, key, options)
     print(f"execution {arn}")
+    if args.no_wait:
+        return EXIT_OK
+    final = watch(clients, arn)
+    return EXIT_OK if final["status"] == "SUCCEEDED" else EXIT_FAILED
+
+
+def cmd_rerun(args: argparse.Namespace) -> int:
+    changes = parse_options(args.options)
+    clients, outputs = clients_for(args), outputs_for(args)
+    try:  # RUN may name the run or any of its reruns
+        named = clients.sfn.describe_execution(executionArn=resolve_execution(clients, outputs, args.run))
+    except ClientError as error:
+        raise unknown_execution(error, args.run, outputs) or error from None
+    run_id = run_id_of(named)
+    try:
+        arn, latest = start_rerun(clients, outputs, run_id, changes)
+    except RerunError as error:
+        raise UsageError(str(error)) from None
+    if arn is None:
+        print(f"run {run_id} already succeeded ({latest['name']}); nothing to rerun")
+        return EXIT_OK
+    print(f"execution {arn} reruns {run_id} (its last execution {latest['name']} ended {latest['status']})")
     if args.no_wait:
         return EXIT_OK
     final = watch(clients, arn)

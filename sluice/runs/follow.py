@@ -63,7 +63,7 @@ def poll_once(clients: Clients, execution_arn: str, progress: Progress) -> dict[
         job = described.get(job_id)
         if not job:
             continue
-        state = progress.stages[stage]
+        state = progress.stages.setdefault(stage, StageState())  # "plan" appears in reruns only
         if state.started is None:
             state.started = now
         state.status = job["status"]
@@ -102,8 +102,8 @@ def watch(
             f"{s:<9} {st.describe(now).split(' ')[0]}{_summary_suffix(st)}"
             for s, st in progress.stages.items()
         ]
-        for line, previous in zip(lines, last or [""] * len(lines), strict=True):
-            if line != previous:
+        for number, line in enumerate(lines):  # a rerun's "plan" stage can appear between polls
+            if line != (last[number] if number < len(last) else ""):
                 print(f"  {line}", file=out, flush=True)
         last = lines
         if execution["status"] in TERMINAL:

@@ -16,6 +16,7 @@ STAGE_OF_STATE = {
     "RunTransformSingle": "transform",
     "RunTransformArray": "transform",
     "RunAggregate": "aggregate",
+    "PlanRerun": "plan",  # a rerun's plan job (docs/rerun.md); not one of the three STAGES
 }
 STAGES = ("ingest", "transform", "aggregate")
 DESCRIBE_LIMIT = 100  # DescribeJobs takes at most 100 ids per call

@@ -91,6 +91,7 @@ PLANS = {
     "run s3://BUCKET/KEY": Plan(),
     "status [EXECUTION]": Plan(),
     "logs JOB_ID [--follow]": Plan(),
+    "rerun EXECUTION": Plan(why="the run succeeded, so there is nothing to rerun: exit 0"),
     "report EXECUTION": Plan(),
     "notifications": Plan(),
     "sample-data --rows 1000000 sales.csv.gz": Plan(),

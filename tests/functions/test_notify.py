@@ -192,12 +192,12 @@ def batch_cause(name: str, job_id: str, reason: str) -> str:
     # What SummarizeBatchFailure (statemachines/pipeline.asl.json) writes.
     return (
         f"AWS Batch job {name} ({job_id}) FAILED: {reason}. "
-        "The alert names the job's error line and log stream."
+        "The alert quotes the error line the job wrote."
     )
 
 
-def deliver(inbox: Inbox, event: dict[str, Any]) -> dict[str, Any]:
-    notify.handle(event, inbox.topic, LOG_GROUP)
+def deliver(inbox: Inbox, event: dict[str, Any], notify_on_success: bool = True) -> dict[str, Any]:
+    notify.handle(event, inbox.topic, LOG_GROUP, notify_on_success=notify_on_success)
     [message] = inbox.read()
     return message
 
@@ -300,6 +300,40 @@ def test_spot_loss_after_every_attempt_is_infrastructure(aws: FakeAws, inbox: In
     assert_golden("spot-loss", message)
     assert message["MessageAttributes"]["reason_code"]["Value"] == "infrastructure"
     assert "failure to retry" in message["Message"]
+
+
+BLOCKED_REASON = (
+    "MISCONFIGURATION:COMPUTE_ENVIRONMENT_MAX_RESOURCE - CE(s) associated with the job queue "
+    "cannot meet the CPU requirement of the job."
+)
+
+
+def test_blocked_queue_says_what_happens_next(aws: FakeAws, inbox: Inbox) -> None:
+    event = sample_event("batch-job-queue-blocked.json")
+    notify.handle(event, inbox.topic, LOG_GROUP, time_limit=3600)
+    [message] = inbox.read()
+    assert_golden("blocked", message)
+    attributes = {name: value["Value"] for name, value in message["MessageAttributes"].items()}
+    assert attributes == {
+        "outcome": "blocked",
+        "stage": "transform",
+        "run_id": RUN,
+        "input_key": "incoming/sales-2026-11.csv",
+        "reason_code": "job_blocked",
+    }
+    assert BLOCKED_REASON in message["Message"]
+    assert "cancels the job after 1 hour" in message["Message"]
+    assert aws.calls == []  # the event carries the job: nothing to look up
+
+
+def test_job_cancelled_by_the_queue_time_limit_is_job_blocked(aws: FakeAws, inbox: Inbox) -> None:
+    reason = "Canceled by JobStateTimeLimit action due to reason: MISCONFIGURATION:COMPUTE_ENVIRONMENT_MAX_RESOURCE"
+    aws.add_job(INGEST, "sluice-ingest", [], reason=reason)
+    aws.jobs[INGEST]["container"] = {}  # cancelled in RUNNABLE: no attempt, no log stream
+    message = deliver(inbox, execution_event("FAILED", batch_cause("sluice-ingest", INGEST, reason)))
+    assert_golden("blocked-cancelled", message)
+    assert message["MessageAttributes"]["reason_code"]["Value"] == "job_blocked"
+    assert "MaxVcpus" in message["Message"] and "failure to retry" not in message["Message"]
 
 
 def test_aborted_execution_names_the_stage_it_stopped_in(aws: FakeAws, inbox: Inbox) -> None:
@@ -448,3 +482,39 @@ def test_docs_show_the_golden_messages_unchanged() -> None:
     shown = [block.split("```", 1)[0] for block in blocks]
     golden = {path.read_text(encoding="utf-8") for path in GOLDEN.glob("*.txt")}
     assert shown and all(example in golden for example in shown)
+
+
+def succeeded_event(gaps: dict[str, Any]) -> dict[str, Any]:
+    event = execution_event("SUCCEEDED", None, error=None)
+    prefix = f"results/incoming/sales-2026-11.csv/{RUN}/"
+    event["detail"]["output"] = json.dumps(
+        {"runId": RUN, "output": {"bucket": "sluice-output-example", "prefix": prefix}, "gaps": gaps}
+    )
+    return event
+
+
+def test_a_complete_success_is_announced_only_with_notify_on_success(aws: FakeAws, inbox: Inbox) -> None:
+    result = notify.handle(succeeded_event({"tolerated": False}), inbox.topic, LOG_GROUP)
+    assert result == {"skipped": "succeeded", "run_id": RUN}
+    assert inbox.read() == []
+
+
+def test_a_run_with_tolerated_gaps_is_always_announced(aws: FakeAws, inbox: Inbox) -> None:
+    event = succeeded_event({"tolerated": True, "failedShards": 2})
+    message = deliver(inbox, event, notify_on_success=False)
+    assert_golden("completed-with-gaps", message)
+    assert message["MessageAttributes"]["outcome"]["Value"] == "completed_with_gaps"
+    assert f"sluice rerun {RUN}" in message["Message"]
+
+
+def test_a_reruns_alert_names_the_run_it_reran(aws: FakeAws, inbox: Inbox) -> None:
+    aws.add_job(INGEST, "sluice-ingest", [1], sentence="unexpected error: boom")
+    event = execution_event(
+        "FAILED", batch_cause("sluice-ingest", INGEST, "Essential container in task exited")
+    )
+    payload = json.loads(event["detail"]["input"])
+    event["detail"]["input"] = json.dumps({**payload, "rerun": {"of": RUN}})
+    event["detail"]["name"] = f"{RUN[:55]}-0123456789abcdef-r1"
+    message = deliver(inbox, event)
+    assert message["MessageAttributes"]["run_id"]["Value"] == RUN
+    assert f"sluice rerun {RUN}" in message["Message"]

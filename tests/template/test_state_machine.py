@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from typing import Any
 
 import boto3
@@ -22,6 +23,10 @@ SAMPLE_SUBSTITUTIONS = {
     "AggregateJobDefinitionArn": "arn:aws:batch:us-east-1:123456789012:job-definition/sluice-aggregate:1",
     "WorkBucketName": "sluice-work-example",
     "OutputBucketName": "sluice-output-example",
+    "JobAttempts": "3",
+    "JobAttemptTimeoutSeconds": "3600",
+    "MaxRunnableSeconds": "3600",
+    "SyncMarginSeconds": "600",
 }
 
 
@@ -104,3 +109,67 @@ def test_jobs_get_the_documented_environment(definition: dict[str, Any]) -> None
 def test_no_jsonata_or_variables(definition: dict[str, Any]) -> None:
     text = json.dumps(definition)
     assert "QueryLanguage" not in text and '"Assign"' not in text and "{%" not in text
+
+
+SYNC_TIMEOUT_PATHS = {
+    "RunIngest": "$.run.limits.jobSeconds",
+    "RunTransformSingle": "$.run.limits.jobSeconds",
+    "RunTransformArray": "$.run.limits.arraySeconds",
+    "RunAggregate": "$.run.limits.jobSeconds",
+}
+
+
+def test_every_sync_batch_state_has_a_timeout(definition: dict[str, Any]) -> None:
+    """An execution never waits forever on a job (a queue blocked for a reason Batch can't act on)."""
+    for name, path in SYNC_TIMEOUT_PATHS.items():
+        state = definition["States"][name]
+        assert state["TimeoutSecondsPath"] == path, name
+        assert "TimeoutSeconds" not in state and "HeartbeatSeconds" not in state, name
+
+
+@pytest.mark.parametrize(
+    ("attempts", "timeout", "runnable", "margin"),
+    [
+        ("3", "3600", "3600", "600"),
+        ("1", "60", "600", "600"),
+        ("10", "86400", "86400", "600"),
+        ("7", "75", "900", "1"),
+    ],
+)
+def test_prepare_run_computes_the_sync_limits(
+    attempts: str, timeout: str, runnable: str, margin: str
+) -> None:
+    """jobSeconds = attempts x attempt timeout + RUNNABLE limit + margin; arraySeconds = 100 x that."""
+    values = {
+        **SAMPLE_SUBSTITUTIONS,
+        "JobAttempts": attempts,
+        "JobAttemptTimeoutSeconds": timeout,
+        "MaxRunnableSeconds": runnable,
+        "SyncMarginSeconds": margin,
+    }
+    text = ASL_PATH.read_text()
+    for name, value in values.items():
+        text = text.replace("${" + name + "}", value)
+    prepare = {**json.loads(text)["States"]["PrepareRun"], "End": True}
+    prepare.pop("Next")
+    with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
+        role = boto3.client("iam").create_role(RoleName="sfn", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+        sfn = boto3.client("stepfunctions")
+        machine = sfn.create_state_machine(
+            name="prepare",
+            definition=json.dumps({"StartAt": "PrepareRun", "States": {"PrepareRun": prepare}}),
+            roleArn=role,
+        )["stateMachineArn"]
+        execution = sfn.start_execution(
+            stateMachineArn=machine, input=json.dumps({"input": {"bucket": "b", "key": "k"}, "options": {}})
+        )["executionArn"]
+        described = sfn.describe_execution(executionArn=execution)
+        for _ in range(200):
+            if described["status"] != "RUNNING":
+                break
+            time.sleep(0.05)
+            described = sfn.describe_execution(executionArn=execution)
+    assert described["status"] == "SUCCEEDED", described
+    limits = json.loads(described["output"])["run"]["limits"]
+    job = int(attempts) * int(timeout) + int(runnable) + int(margin)
+    assert limits == {"jobSeconds": job, "arraySeconds": 100 * job}

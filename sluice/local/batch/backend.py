@@ -64,6 +64,8 @@ class BatchEngine:
       behaviour; tests use a small value so a 60 s timeout (the API minimum) passes quickly.
       Settable while the engine runs (``engine.timeout_scale = ...``); it applies to attempts
       that start running afterwards.
+    - ``time_limit_scale``: the same for job queues' jobStateTimeLimitActions (whose minimum is
+      600 s); it applies to jobs found stuck in RUNNABLE afterwards (timelimits.py).
     - ``reclaim_seed``: seeds the random choices of Spot reclaim injection.
     """
 
@@ -110,6 +112,7 @@ class BatchEngine:
             max_vcpu_milli=int(vcpus * MILLI),
             max_memory_mib=max_local_memory_mib or _physical_memory_mib(),
             stop_attempt=self._stop_attempt,
+            call_later=self._timers.call_later,
         )
         self.lock = self.scheduler.cond
         self._api = BatchApi(self.scheduler)
@@ -124,6 +127,11 @@ class BatchEngine:
         self._timers.start()
         self._events.start()
         self._sink.start()
+        # Batch's default log group exists before any job runs, as in an account where Batch is
+        # used: "By default, AWS Batch enables the awslogs log driver to send log information to
+        # CloudWatch Logs" in the /aws/batch/job group
+        # (https://docs.aws.amazon.com/batch/latest/userguide/using_awslogs.html).
+        self._sink.create_group_later(DEFAULT_LOG_GROUP)
         if self._executor is None:
             self._executor = ProcessExecutor()
         self._thread = threading.Thread(target=self._run, name="batch-scheduler", daemon=True)
@@ -158,6 +166,18 @@ class BatchEngine:
         with self.lock:
             self._timeout_scale = value
 
+    @property
+    def time_limit_scale(self) -> float:
+        """Multiplies the job queues' jobStateTimeLimitActions maxTimeSeconds (1.0 = AWS's clock)."""
+        return self.scheduler.time_limits.scale
+
+    @time_limit_scale.setter
+    def time_limit_scale(self, value: float) -> None:
+        if value <= 0:
+            raise ValueError("time_limit_scale must be positive")
+        with self.lock:
+            self.scheduler.time_limits.scale = value
+
     def flush(self, timeout: float = 10.0) -> bool:
         """Wait until published events were delivered and job output was shipped."""
         deadline = time.monotonic() + timeout
@@ -178,7 +198,9 @@ class BatchEngine:
             raise ValueError("give either fraction or job_id")
         with self.lock:
             running = [
-                (job, attempt) for job, attempt in self.scheduler.running.items() if attempt.stop is None
+                (job, attempt)
+                for job, attempt in self.scheduler.running.items()
+                if attempt.stop is None and not attempt.exited
             ]
             if job_id is not None:
                 target = self.scheduler.find_job(job_id)
@@ -229,6 +251,9 @@ class BatchEngine:
     def _launch(self, job: Job, attempt: Attempt) -> None:
         assert self._executor is not None
         destination = self._log_destination(job, attempt)
+        if destination:
+            # The awslogs driver needs the group before the container starts.
+            self._sink.ensure_group(destination[0])
         try:
             image = self._image(job.spec.container["image"])
         except Exception as error:  # resolving the image is this engine's "docker pull"
@@ -305,20 +330,33 @@ class BatchEngine:
             self._attempt_done(job, attempt, exit_code)
 
     def _attempt_done(self, job: Job, attempt: Attempt, exit_code: int) -> None:
+        """The attempt's process exited (caller holds the lock). The job stays RUNNING until its
+        output is in CloudWatch Logs: whoever sees it terminal in DescribeJobs can read every
+        line it wrote, as on AWS, where the task stops after its log driver flushed."""
         self._timers.cancel(attempt.timer)
         attempt.timer = None
+        attempt.exited = True
         if attempt.log_group and attempt.log_stream:
-            self._sink.close(attempt.log_group, attempt.log_stream)
-        self.scheduler.attempt_finished(job, attempt, exit_code)
+            self._sink.close(
+                attempt.log_group, attempt.log_stream, partial(self._attempt_shipped, job, attempt, exit_code)
+            )
+        else:
+            self.scheduler.attempt_finished(job, attempt, exit_code)
+
+    def _attempt_shipped(self, job: Job, attempt: Attempt, exit_code: int) -> None:
+        """The attempt's last output was sent (from the log thread, or at once without logs)."""
+        with self.lock:
+            if not self._stopping:
+                self.scheduler.attempt_finished(job, attempt, exit_code)
 
     def _on_timeout(self, attempt: Attempt) -> None:
         with self.lock:
-            if attempt.running and attempt.stopped_at is None:
+            if attempt.running and attempt.stopped_at is None and not attempt.exited:
                 self._stop_attempt(attempt, TIMEOUT, TIMEOUT_REASON)
 
     def _stop_attempt(self, attempt: Attempt, kind: str, reason: str) -> None:
         """Stop an attempt (caller holds the lock); the first reason given is the one recorded."""
-        if attempt.stop is not None:
+        if attempt.stop is not None or attempt.exited:  # exited: only its output is still being sent
             return
         attempt.stop = (kind, reason)
         self._signal_stop(attempt)

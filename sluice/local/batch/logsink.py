@@ -5,6 +5,10 @@ a batch goes out when the attempt ends, when it reaches the API's size limits, o
 oldest line has waited ``flush_interval`` seconds. Streams are created as soon as an attempt
 runs, as the awslogs driver does when a container starts, so a stream exists even for a job
 that prints nothing. https://docs.aws.amazon.com/AmazonCloudWatchLogs/latest/APIReference/API_PutLogEvents.html
+
+Closing a stream takes a callback, run once everything the attempt wrote was sent: the engine
+moves the job to SUCCEEDED or FAILED only then, so a job DescribeJobs shows as terminal has all
+its log events readable (a container's task stops after its log driver flushed).
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable
 from typing import Any, Protocol
 
 log = logging.getLogger(__name__)
@@ -30,7 +35,17 @@ class LogSink(Protocol):
 
     def write(self, group: str, stream: str, events: list[tuple[int, str]]) -> None: ...
 
-    def close(self, group: str, stream: str) -> None: ...
+    def close(self, group: str, stream: str, on_shipped: Callable[[], None] | None = None) -> None:
+        """No more output for this stream; `on_shipped` runs once all of it was sent."""
+        ...
+
+    def ensure_group(self, group: str) -> None:
+        """Create the log group now if it was not created yet (failures are logged, not raised)."""
+        ...
+
+    def create_group_later(self, group: str) -> None:
+        """Create the log group on the sink's own thread, without waiting for it."""
+        ...
 
     def flush(self, timeout: float) -> bool: ...
 
@@ -51,7 +66,14 @@ class LoggingSink:
             for _, message in events:
                 job_output_log.debug("%s %s", stream, message)
 
-    def close(self, group: str, stream: str) -> None:
+    def close(self, group: str, stream: str, on_shipped: Callable[[], None] | None = None) -> None:
+        if on_shipped is not None:
+            on_shipped()
+
+    def ensure_group(self, group: str) -> None:
+        pass
+
+    def create_group_later(self, group: str) -> None:
         pass
 
     def flush(self, timeout: float) -> bool:
@@ -62,7 +84,7 @@ class LoggingSink:
 
 
 class _Stream:
-    __slots__ = ("group", "name", "created", "events", "size", "first_at", "closed")
+    __slots__ = ("group", "name", "created", "events", "size", "first_at", "closed", "on_shipped")
 
     def __init__(self, group: str, name: str) -> None:
         self.group = group
@@ -72,6 +94,7 @@ class _Stream:
         self.size = 0
         self.first_at = 0.0
         self.closed = False
+        self.on_shipped: list[Callable[[], None]] = []
 
     def due_at(self, interval: float) -> float:
         """Monotonic time this stream needs the shipper; inf when it has nothing to do."""
@@ -91,7 +114,9 @@ class CloudWatchLogSink:
         self._interval = flush_interval
         self._cond = threading.Condition()
         self._streams: dict[tuple[str, str], _Stream] = {}
-        self._groups: set[str] = set()
+        self._groups: set[str] = set()  # created (or found existing)
+        self._group_lock = threading.Lock()  # one CreateLogGroup per group, whoever asks first
+        self._pending_groups: list[str] = []  # to create on the shipper thread
         self._busy = False
         self._flushing = 0  # while > 0, buffered lines are sent at once
         self._closing = False
@@ -118,12 +143,34 @@ class CloudWatchLogSink:
             if buffer.size >= MAX_BATCH_BYTES or len(buffer.events) >= MAX_BATCH_EVENTS:
                 self._cond.notify()
 
-    def close(self, group: str, stream: str) -> None:
+    def close(self, group: str, stream: str, on_shipped: Callable[[], None] | None = None) -> None:
         with self._cond:
             buffer = self._streams.get((group, stream))
             if buffer is not None:
                 buffer.closed = True
+                if on_shipped is not None:
+                    buffer.on_shipped.append(on_shipped)
                 self._cond.notify()
+                return
+        if on_shipped is not None:  # never opened, or already sent and forgotten
+            on_shipped()
+
+    def ensure_group(self, group: str) -> None:
+        with self._group_lock:
+            if group in self._groups:
+                return
+            try:
+                _ignore_exists(self._logs().create_log_group, logGroupName=group)
+            except Exception as error:
+                self._failed(group, "-", error)
+                return
+            self._groups.add(group)
+
+    def create_group_later(self, group: str) -> None:
+        """Create the group on the shipper thread, without waiting (at engine start)."""
+        with self._cond:
+            self._pending_groups.append(group)
+            self._cond.notify()
 
     @property
     def tracked_streams(self) -> int:
@@ -170,38 +217,50 @@ class CloudWatchLogSink:
                     now = time.monotonic()
                     interval = 0.0 if self._flushing else self._interval
                     next_due = min((b.due_at(interval) for b in self._streams.values()), default=float("inf"))
-                    if next_due <= now:
+                    if next_due <= now or self._pending_groups:
                         break
                     self._busy = False
                     self._cond.notify_all()
                     self._cond.wait(None if next_due == float("inf") else next_due - now)
                 self._busy = True
+                groups, self._pending_groups = self._pending_groups, []
                 work = []
                 for key, buffer in list(self._streams.items()):
                     if buffer.due_at(interval) > now:
                         continue
-                    work.append((buffer, not buffer.created, buffer.events))
+                    work.append((buffer, not buffer.created, buffer.events, buffer.closed))
                     buffer.created = True
                     buffer.events, buffer.size = [], 0
                     if buffer.closed:
                         del self._streams[key]
-            for buffer, create, events in work:
+            for group in groups:
+                self.ensure_group(group)
+            for buffer, create, events, last in work:
                 self._ship(buffer.group, buffer.name, create, events)
+                if last:  # closed before this batch was taken: it held the stream's last lines
+                    with self._cond:
+                        done, buffer.on_shipped = buffer.on_shipped, []
+                    for callback in done:
+                        try:
+                            callback()
+                        except Exception:
+                            log.exception("job log shipped callback failed")
 
     def _ship(self, group: str, stream: str, create: bool, events: list[dict[str, Any]]) -> None:
         try:
             client = self._logs()
             if create:
-                if group not in self._groups:
-                    _ignore_exists(client.create_log_group, logGroupName=group)
-                    self._groups.add(group)
+                self.ensure_group(group)
                 _ignore_exists(client.create_log_stream, logGroupName=group, logStreamName=stream)
             for batch in _batches(events):
                 client.put_log_events(logGroupName=group, logStreamName=stream, logEvents=batch)
         except Exception as error:  # an unreachable endpoint must not take the engine down
-            self._failures += 1
-            level = logging.WARNING if self._failures == 1 else logging.DEBUG  # one warning, not one per job
-            log.log(level, "Could not ship job output to %s %s: %s", group, stream, error)
+            self._failed(group, stream, error)
+
+    def _failed(self, group: str, stream: str, error: Exception) -> None:
+        self._failures += 1
+        level = logging.WARNING if self._failures == 1 else logging.DEBUG  # one warning, not one per job
+        log.log(level, "Could not ship job output to %s %s: %s", group, stream, error)
 
     def _logs(self) -> Any:
         if self._client is None:

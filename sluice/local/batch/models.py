@@ -89,6 +89,8 @@ class JobQueue:
     # skipped when they reach the head, which keeps cancellation O(1).
     runnable: deque[Job] = field(default_factory=deque)
     jobs: list[Job] = field(default_factory=list)  # every top-level job submitted here, in order
+    # jobStateTimeLimitActions as CreateJobQueue/UpdateJobQueue gave them (timelimits.py).
+    time_limit_actions: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def environments(self) -> list[ComputeEnvironment]:
@@ -166,6 +168,7 @@ class Attempt:
         "timer",
         "early_exit",
         "running",
+        "exited",
     )
 
     def __init__(self, number: int, ce: ComputeEnvironment, task_id: str, instance_id: str) -> None:
@@ -187,6 +190,7 @@ class Attempt:
         self.timer: TimerHandle | None = None
         self.early_exit: int | None = None  # an exit reported before the attempt was marked RUNNING
         self.running = False
+        self.exited = False  # the process ended; the job turns terminal once its output was sent
 
 
 class Job:

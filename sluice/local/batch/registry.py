@@ -23,6 +23,7 @@ from sluice.local.batch.models import (
 )
 from sluice.local.batch.paging import paginate
 from sluice.local.batch.retry import parse_retry_strategy
+from sluice.local.batch.timelimits import check_actions, describe_actions
 
 ACTIVE = "ACTIVE"
 INACTIVE = "INACTIVE"
@@ -125,6 +126,7 @@ class Registry:
         priority = _priority(request.get("priority"))
         state = _state(request.get("state", ENABLED))
         order = self._environment_order(request.get("computeEnvironmentOrder"))
+        actions = check_actions(request.get("jobStateTimeLimitActions"))
         if name in self.queues:
             raise ClientException("Object already exists")
         self._queue_seq += 1
@@ -137,6 +139,7 @@ class Registry:
             scheduling_policy_arn=request.get("schedulingPolicyArn"),
             tags=dict(request.get("tags") or {}),
             created_seq=self._queue_seq,
+            time_limit_actions=actions,
         )
         self.queues[name] = queue
         return queue
@@ -152,6 +155,7 @@ class Registry:
 
     def update_queue(self, request: dict[str, Any]) -> JobQueue:
         queue = self.queue(request.get("jobQueue", ""))
+        actions = check_actions(request.get("jobStateTimeLimitActions"))
         if "state" in request:
             queue.state = _state(request["state"])
         if "priority" in request:
@@ -160,6 +164,8 @@ class Registry:
             queue.ce_order = self._environment_order(request["computeEnvironmentOrder"])
         if "schedulingPolicyArn" in request:
             queue.scheduling_policy_arn = request["schedulingPolicyArn"]
+        if "jobStateTimeLimitActions" in request:
+            queue.time_limit_actions = actions
         return queue
 
     def delete_queue(self, request: dict[str, Any]) -> JobQueue:
@@ -383,6 +389,8 @@ def _queue_detail(queue: JobQueue) -> dict[str, Any]:
     }
     if queue.scheduling_policy_arn:
         detail["schedulingPolicyArn"] = queue.scheduling_policy_arn
+    if queue.time_limit_actions:
+        detail["jobStateTimeLimitActions"] = describe_actions(queue)
     return detail
 
 

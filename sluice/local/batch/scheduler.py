@@ -41,6 +41,7 @@ from sluice.local.batch.registry import Registry
 from sluice.local.batch.render import job_detail
 from sluice.local.batch.statechange import EventDispatcher
 from sluice.local.batch.submission import N_TO_N, OVERRIDES_TOO_LONG, SEQUENTIAL, Dependency, build_submission
+from sluice.local.batch.timelimits import BLOCKED_DETAIL_TYPE, CallLater, TimeLimits
 
 # Status reasons. The first three are AWS's own strings; the others are ND and chosen to read
 # like AWS's (docs/aws-behaviour.md#batch-job-states).
@@ -71,6 +72,7 @@ class Scheduler:
         max_vcpu_milli: int,
         max_memory_mib: int,
         stop_attempt: Callable[[Attempt, str, str], None],
+        call_later: CallLater,
     ) -> None:
         self.cond = threading.Condition()
         self.registry = registry
@@ -85,6 +87,8 @@ class Scheduler:
         self._used_vcpu_milli = 0
         self._used_memory = 0
         self._stop_attempt = stop_attempt
+        # Jobs stuck at the head of a queue, and the queues' jobStateTimeLimitActions.
+        self.time_limits = TimeLimits(call_later, self._publish_blocked, self._time_limit_cancel, self.cond)
 
     # -- requests (caller holds cond) ---------------------------------------------------------------
 
@@ -157,6 +161,17 @@ class Scheduler:
         self._queue_order = None
         self.kick()
 
+    def _publish_blocked(self, job: Job) -> None:
+        """One `Batch Job Queue Blocked` event: resources [job, queue], detail a JobDetail.
+        https://docs.aws.amazon.com/batch/latest/userguide/batch-job-queue-blocked-events.html"""
+        if self.events.enabled:
+            self.events.publish(job.arn, job_detail(job), BLOCKED_DETAIL_TYPE, [job.arn, job.spec.queue.arn])
+
+    def _time_limit_cancel(self, job: Job, reason: str) -> None:
+        """A jobStateTimeLimitAction (CANCEL) fired; the queue behind the job may move on."""
+        self.cancel(job, reason, CANCEL)
+        self.kick()
+
     def kick(self) -> None:
         self.dirty = True
         self.cond.notify_all()
@@ -184,11 +199,15 @@ class Scheduler:
                 job = runnable[0]
                 if job.status != RUNNABLE:  # cancelled while waiting
                     runnable.popleft()
+                    self.time_limits.release(job)
                     continue
                 ce = self._place(queue, job)
                 if ce is None:
+                    # Stuck for good (no environment of the queue can ever fit it)? timelimits.py
+                    self.time_limits.head_waits(queue, job)
                     break
                 runnable.popleft()
+                self.time_limits.release(job)
                 launches.append((job, self._start(job, ce)))
         return launches
 

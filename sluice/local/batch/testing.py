@@ -1,7 +1,8 @@
 """Test support for code that runs against the Batch engine.
 
 - :class:`FakeExecutor`: attempts without processes, ended by the test (``BatchEngine(executor=...)``).
-- :class:`EventRecorder`: an ``emit_event`` target that keeps events and lets a test wait for one.
+- :class:`EventRecorder`: an ``emit_event`` target that keeps events and lets a test wait for one
+  (job state changes by job and status; `Batch Job Queue Blocked` events apart, in ``blocked``).
 """
 
 from __future__ import annotations
@@ -132,6 +133,7 @@ class EventRecorder:
 
     def __init__(self) -> None:
         self.entries: list[dict[str, Any]] = []
+        self.blocked: list[dict[str, Any]] = []  # Batch Job Queue Blocked entries, detail parsed
         self.hook: Callable[[dict[str, Any]], None] | None = None
         self._details: list[dict[str, Any]] = []
         self._reached: dict[tuple[str, str], dict[str, Any]] = {}  # (jobId, status) -> first such detail
@@ -143,9 +145,26 @@ class EventRecorder:
         detail = json.loads(entry["Detail"])
         with self._cond:
             self.entries.append(entry)
+            if entry["DetailType"] != "Batch Job State Change":
+                self.blocked.append({**entry, "Detail": detail})
+                self._cond.notify_all()
+                return
             self._details.append(detail)
             self._reached.setdefault((detail["jobId"], detail["status"]), detail)
             self._cond.notify_all()
+
+    def wait_blocked(self, job_id: str, timeout: float = 5.0) -> dict[str, Any]:
+        """The first `Batch Job Queue Blocked` entry about a job (its Detail parsed)."""
+
+        def found() -> dict[str, Any] | None:
+            return next((e for e in self.blocked if e["Detail"]["jobId"] == job_id), None)
+
+        with self._cond:
+            if not self._cond.wait_for(lambda: found() is not None, timeout):
+                raise AssertionError(f"no Batch Job Queue Blocked event for {job_id}")
+            entry = found()
+            assert entry is not None
+            return entry
 
     def details(self, job_id: str | None = None) -> list[dict[str, Any]]:
         with self._cond:

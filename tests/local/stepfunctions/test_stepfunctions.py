@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from sluice.local.stepfunctions import backend as stepfunctions
+from tests.helpers import ROOT
 from tests.local.helpers import Local, drain_queue, queue_with_rule, service_role, wait_until
 
 
@@ -441,3 +442,42 @@ def test_stop_waits_for_the_worker_environment() -> None:
         timer.join()
         stepfunctions.uninstall()
     assert stopped == ["E"]
+
+
+@pytest.mark.timeout(30)
+def test_pipeline_sync_state_times_out_into_pipeline_failed(local: Local) -> None:
+    """A `.sync` job that never ends: the state's TimeoutSecondsPath (here 1 x 1 + 1 + 1 = 3 s)
+    fails it with States.Timeout, the Catch leads to PipelineFailed, and the job is terminated."""
+    values = {
+        "JobQueueArn": "q",
+        "IngestJobDefinitionArn": "ingest",
+        "TransformJobDefinitionArn": "transform",
+        "AggregateJobDefinitionArn": "aggregate",
+        "WorkBucketName": "work",
+        "OutputBucketName": "output",
+        "JobAttempts": "1",
+        "JobAttemptTimeoutSeconds": "1",
+        "MaxRunnableSeconds": "1",
+        "SyncMarginSeconds": "1",
+    }
+    text = (ROOT / "statemachines" / "pipeline.asl.json").read_text()
+    for name, value in values.items():
+        text = text.replace("${" + name + "}", value)
+    sfn = local.client("stepfunctions")
+    machine = sfn.create_state_machine(name="pipeline", definition=text, roleArn=service_role_once(local))[
+        "stateMachineArn"
+    ]
+    execution = start(local, machine)
+    job = local.batch.wait_for_job()
+    assert job["jobName"] == "sluice-ingest"
+
+    described = finished(local, execution, timeout=15)
+    assert described["status"] == "FAILED"
+    assert described["error"] == "States.Timeout"
+    history = sfn.get_execution_history(executionArn=execution)["events"]
+    entered = [e["stateEnteredEventDetails"]["name"] for e in history if "stateEnteredEventDetails" in e]
+    assert entered[-2:] == ["DescribeFailure", "PipelineFailed"]
+    terminated = local.batch.wait_for(
+        lambda: [body["jobId"] for operation, body in local.batch.requests if operation == "terminatejob"]
+    )
+    assert terminated == [job["jobId"]]
