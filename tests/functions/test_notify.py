@@ -190,10 +190,7 @@ def execution_event(
 
 def batch_cause(name: str, job_id: str, reason: str) -> str:
     # What SummarizeBatchFailure (statemachines/pipeline.asl.json) writes.
-    return (
-        f"AWS Batch job {name} ({job_id}) FAILED: {reason}. "
-        "The alert quotes the error line the job wrote."
-    )
+    return f"AWS Batch job {name} ({job_id}) FAILED: {reason}. The alert quotes the error line the job wrote."
 
 
 def deliver(inbox: Inbox, event: dict[str, Any], notify_on_success: bool = True) -> dict[str, Any]:
