@@ -175,6 +175,9 @@ def _summary(
     return {
         "run_id": ctx.run_id,
         "input": manifest.input.model_dump(exclude_none=True),
+        # An input manifest's objects (the first MAX_RECORDED_INPUTS) and how many it listed.
+        "inputs": [i.model_dump(exclude_none=True) for i in manifest.inputs] if manifest.inputs else None,
+        "input_count": manifest.input_count,
         "format": manifest.format,
         "compression": manifest.compression,
         # How a CSV/TSV input was read (detected delimiter, encoding, ...); null for other formats.

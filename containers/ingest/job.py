@@ -10,6 +10,7 @@ import math
 import tempfile
 from contextlib import closing
 
+import pyarrow as pa
 from botocore.client import BaseClient
 from jobkit import s3 as s3io
 from jobkit.context import JobContext
@@ -19,6 +20,7 @@ from jobkit.log import JsonLogger, Stopwatch, utc_now
 from jobkit.manifest import (
     MAX_MANIFEST_BYTES,
     MAX_RECORDED_INPUT_COLUMNS,
+    MAX_RECORDED_INPUTS,
     InputRef,
     Manifest,
     ShardIndex,
@@ -28,6 +30,7 @@ from jobkit.options import Options
 
 from ingest.delimited import DelimitedReader
 from ingest.encoding import TextEncoding, open_text
+from ingest.inputs import resolve_inputs
 from ingest.jsonlines import JsonLinesReader
 from ingest.lines import CHUNK_BYTES
 from ingest.parquet_input import ParquetReader
@@ -85,52 +88,94 @@ def _ingest(
     max_shards: int,
 ) -> Manifest:
     clock = Stopwatch()
-    obj = _open_input(s3, source)
+    inputs = resolve_inputs(s3, source)
+    many = len(inputs) > 1 or inputs[0] is not source
     rejects = RejectTracker(options.max_bad_row_fraction)
-    with tempfile.TemporaryDirectory(prefix="sluice-ingest-") as tmpdir, closing(obj.body):
-        raw = CountingSource(obj.body)
-        head = Peekable(raw)
-        gzipped = head.peek(2) == GZIP_MAGIC
-        fmt = choose_format(source.key, options.format, head.peek(4), gzipped)
-        text = Peekable(Gunzip(head)) if gzipped else head
-        encoding = None
-        if fmt != "parquet":
-            decoded, encoding = open_text(text, options.encoding)
-            text = decoded if isinstance(decoded, Peekable) else Peekable(decoded)
-        fmt = fmt or sniff_text(text.peek(64 * 1024))
-        log.info("reading input", input=source.uri(), size=obj.size, format=fmt, gzip=gzipped)
-        reader = _reader(fmt, text, options, rejects, tmpdir, encoding, _chunk_bytes(ctx))
-        # Shards grow beyond the target when the input is so large that max_shards would not
-        # hold it otherwise, so they stay balanced instead of the last one taking the rest.
-        expected = obj.size * (GZIP_EXPANSION if gzipped else 1)
-        shard_bytes = max(target, math.ceil(expected / max_shards))
-        writer = ShardWriter(
-            s3, ctx.work_bucket, ctx.work_prefix, reader.schema, shard_bytes, max_shards, tmpdir, log
-        )
+    first: Reader | None = None
+    first_fmt, gzipped, bytes_read, rows, shard_bytes = "", False, 0, 0, target
+    writer: ShardWriter | None = None
+    read: list[InputRef] = []
+    with tempfile.TemporaryDirectory(prefix="sluice-ingest-") as tmpdir:
         try:
-            for table in reader.tables():
-                writer.write(table)
-            rejects.check(reader.rows_accepted + rejects.count)
-            if reader.rows_accepted == 0:
-                raise BadInput(_no_rows(fmt, rejects.count))
+            for number, item in enumerate(inputs):
+                obj = _open_input(s3, item)
+                with closing(obj.body):
+                    raw = CountingSource(obj.body)
+                    head = Peekable(raw)
+                    item_gzipped = head.peek(2) == GZIP_MAGIC
+                    fmt = choose_format(item.key, options.format, head.peek(4), item_gzipped)
+                    text = Peekable(Gunzip(head)) if item_gzipped else head
+                    encoding = None
+                    if fmt != "parquet":
+                        decoded, encoding = open_text(text, options.encoding)
+                        text = decoded if isinstance(decoded, Peekable) else Peekable(decoded)
+                    fmt = fmt or sniff_text(text.peek(64 * 1024))
+                    log.info("reading input", input=item.uri(), size=obj.size, format=fmt, gzip=item_gzipped)
+                    try:
+                        reader = _reader(fmt, text, options, rejects, tmpdir, encoding, _chunk_bytes(ctx))
+                        if first is None:
+                            first, first_fmt, gzipped = reader, fmt, item_gzipped
+                            # Shards grow beyond the target when the input is so large that
+                            # max_shards would not hold it otherwise, so they stay balanced
+                            # instead of the last one taking the rest.
+                            total = sum(i.size or 0 for i in inputs) if many else obj.size
+                            expected = max(total, obj.size) * (GZIP_EXPANSION if item_gzipped else 1)
+                            shard_bytes = max(target, math.ceil(expected / max_shards))
+                            writer = ShardWriter(
+                                s3,
+                                ctx.work_bucket,
+                                ctx.work_prefix,
+                                reader.schema,
+                                shard_bytes,
+                                max_shards,
+                                tmpdir,
+                                log,
+                            )
+                        else:
+                            _match_first(reader, fmt, first, first_fmt, item, inputs[0])
+                        assert writer is not None
+                        for table in reader.tables():
+                            writer.write(table if table.schema == first.schema else _cast(table, first, item))
+                    except BadInput as exc:
+                        if many:  # say which of the listed objects is at fault
+                            raise BadInput(f"{item.key}: {exc}") from None
+                        raise
+                    rows += reader.rows_accepted
+                    bytes_read += raw.bytes_read
+                    read.append(
+                        item.model_copy(update={"size": obj.size, "etag": obj.etag}) if many else item
+                    )
+                    log.info(
+                        "input read",
+                        input=item.uri(),
+                        number=number + 1,
+                        of=len(inputs),
+                        rows=reader.rows_accepted,
+                    )
+            assert first is not None and writer is not None
+            rejects.check(rows + rejects.count)
+            if rows == 0:
+                raise BadInput(_no_rows(first_fmt, rejects.count))
             shards = writer.close()
         except BaseException:
-            writer.abort()
+            if writer is not None:
+                writer.abort()
             raise
     index = ShardIndex(run_id=ctx.run_id, shards=shards).model_dump_json().encode()
     s3io.put_bytes(s3, ctx.work_bucket, shard_index_key(ctx.work_prefix), index, "application/json")
     seconds = clock.seconds()
-    rows = reader.rows_accepted
     return Manifest(
         run_id=ctx.run_id,
         input=source,
-        format=fmt,
+        inputs=read[:MAX_RECORDED_INPUTS] if many else None,
+        input_count=len(read),
+        format=first_fmt,
         compression="gzip" if gzipped else None,
-        dialect=reader.dialect if isinstance(reader, DelimitedReader) else None,
+        dialect=first.dialect if isinstance(first, DelimitedReader) else None,
         options=options,
-        input_column_count=len(reader.input_columns),
-        input_columns=[c[:100] for c in reader.input_columns[:MAX_RECORDED_INPUT_COLUMNS]],
-        columns=describe(reader.schema, options),
+        input_column_count=len(first.input_columns),
+        input_columns=[c[:100] for c in first.input_columns[:MAX_RECORDED_INPUT_COLUMNS]],
+        columns=describe(first.schema, options),
         shard_count=len(shards),
         max_failed_shards=math.floor(options.max_failed_shard_fraction * len(shards)),
         shards_prefix=shards_prefix(ctx.work_prefix),
@@ -139,7 +184,7 @@ def _ingest(
         rows_read=rows + rejects.count,
         rows_rejected=rejects.count,
         rejected=rejects.summary(),
-        bytes_read=raw.bytes_read,
+        bytes_read=bytes_read,
         bytes_written=sum(s.bytes for s in shards),
         timings=Timing(
             started_at=clock.started_at,
@@ -147,13 +192,39 @@ def _ingest(
             seconds=seconds,
             detail={
                 "rows_per_second": round(rows / seconds, 1) if seconds else 0.0,
-                "mb_per_second": round(raw.bytes_read / 1e6 / seconds, 2) if seconds else 0.0,
+                "mb_per_second": round(bytes_read / 1e6 / seconds, 2) if seconds else 0.0,
                 "target_shard_bytes": float(shard_bytes),
             },
         ),
         job_id=ctx.batch.job_id,
         attempt=ctx.batch.attempt,
     )
+
+
+def _match_first(
+    reader: Reader, fmt: str, first: Reader, first_fmt: str, item: InputRef, head: InputRef
+) -> None:
+    """A listed object joins the run only if it has the first object's format and columns."""
+    if fmt != first_fmt:
+        raise BadInput(f"is {fmt}, but {head.key} is {first_fmt}; one run reads one format")
+    if reader.input_columns != first.input_columns:
+        raise BadInput(
+            f"columns {_shown(reader.input_columns)} differ from {head.key}'s {_shown(first.input_columns)}"
+        )
+    if isinstance(reader, DelimitedReader):
+        # The first object's column types hold for all: a value that does not fit is a bad row.
+        reader.schema = first.schema
+
+
+def _cast(table: pa.Table, first: Reader, item: InputRef) -> pa.Table:
+    try:
+        return table.cast(first.schema)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+        raise BadInput(f"its values do not fit the first object's column types: {exc}") from None
+
+
+def _shown(columns: list[str]) -> str:
+    return ", ".join(columns[:8]) + (", ..." if len(columns) > 8 else "")
 
 
 def _open_input(s3: BaseClient, source: InputRef) -> s3io.ObjectStream:

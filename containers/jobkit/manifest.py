@@ -17,6 +17,7 @@ MANIFEST_VERSION = 1
 MAX_MANIFEST_BYTES = 200_000
 MAX_REJECT_EXAMPLES = 10
 MAX_RECORDED_INPUT_COLUMNS = 200
+MAX_RECORDED_INPUTS = 100  # objects of an input manifest recorded by name (all are counted)
 
 
 class InputRef(BaseModel):
@@ -111,6 +112,10 @@ class Manifest(BaseModel):
     version: int = MANIFEST_VERSION
     run_id: str
     input: InputRef
+    # When the input was an input manifest (ingest/inputs.py): the objects it listed, as read
+    # (at most MAX_RECORDED_INPUTS of them), and how many there were.
+    inputs: list[InputRef] | None = None
+    input_count: int = 1
     format: str
     compression: str | None
     dialect: Dialect | None = None  # CSV/TSV only

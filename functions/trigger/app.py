@@ -60,6 +60,7 @@ class Settings:
     state_machine_arn: str
     input_prefix: str
     input_suffix: str
+    parts_prefix: str  # objects under it wait for an input manifest that lists them
     max_input_bytes: int
 
     @classmethod
@@ -68,6 +69,7 @@ class Settings:
             state_machine_arn=os.environ["STATE_MACHINE_ARN"],
             input_prefix=os.environ.get("INPUT_PREFIX", ""),
             input_suffix=os.environ.get("INPUT_SUFFIX", ""),
+            parts_prefix=os.environ.get("PARTS_PREFIX", ""),
             max_input_bytes=int(os.environ.get("MAX_INPUT_BYTES", str(50 * 1024**3))),
         )
 
@@ -224,6 +226,13 @@ def handle(event: dict[str, Any], settings: Settings) -> dict[str, Any]:
     bucket = model.detail.bucket.name
     s3_object = model.detail.object
     display_key = s3_object.key
+    parts = settings.parts_prefix
+    if parts and (s3_object.key.startswith(parts) or unquote_plus(s3_object.key).startswith(parts)):
+        # Parts of a many-file run: an input manifest dropped later lists them (one run for
+        # all), so neither a run nor an alert per part.
+        logger.info("part of a many-file run; waiting for its manifest", extra={"key": s3_object.key})
+        metrics.add_metric(name="PartsIgnored", unit=MetricUnit.Count, value=1)
+        return {"status": "ignored", "bucket": bucket, "key": s3_object.key}
     try:
         key, head = locate_object(bucket, s3_object.key, s3_object.version_id)
         display_key = key

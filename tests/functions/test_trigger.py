@@ -91,6 +91,7 @@ def env() -> Iterator[Env]:
             state_machine_arn=machine,
             input_prefix="incoming/",
             input_suffix="",
+            parts_prefix="parts/",
             max_input_bytes=1_000_000,
         )
         yield Env(settings, queue_url, machine)
@@ -256,3 +257,10 @@ def test_lambda_handler_reads_settings_from_environment(env: Env, monkeypatch: p
         aws_request_id = "req-1"
 
     assert trigger.lambda_handler(event, Context())["status"] == "started"
+
+
+def test_parts_of_a_many_file_run_start_nothing_and_alert_nobody(env: Env) -> None:
+    key = "parts/batch-7/a.csv"
+    result = trigger.handle(env.event_for(key, env.put(key), size=8), env.settings)
+    assert result["status"] == "ignored"
+    assert env.executions() == [] and env.notifications() == []

@@ -1,0 +1,94 @@
+"""Many files, one run: an input manifest (ingest/inputs.py) makes one set of shards, one result.
+
+DuckDB reads the same files as one table (read_csv over a list) for the oracle.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from pathlib import Path
+
+import pytest
+
+from sluice import sampledata
+from tests.jobs.helpers import IN_BUCKET
+from tests.jobs.helpers_oracle import assert_matches, duckdb_expected
+
+pytestmark = pytest.mark.timeout(120)
+
+
+@pytest.fixture
+def parts(s3, tmp_path: Path) -> tuple[str, list[Path]]:
+    """Three CSV files under a fresh prefix of the input bucket (one gzipped)."""
+    prefix = f"many/{uuid.uuid4().hex[:8]}/"
+    paths = []
+    for number, name in enumerate(("a.csv", "b.csv", "c.csv.gz")):
+        path = tmp_path / name
+        sampledata.generate(str(path), rows=3000 + 1000 * number, seed=20 + number)
+        s3.upload_file(str(path), IN_BUCKET, prefix + name)
+        paths.append(path)
+    return prefix, paths
+
+
+def oracle(paths: list[Path]) -> list[dict]:
+    listed = ", ".join(f"'{p}'" for p in paths)
+    return duckdb_expected(paths[0], source=f"read_csv([{listed}])")
+
+
+@pytest.mark.parametrize(
+    ("name", "body"),
+    [
+        (
+            "run.manifest.json",
+            lambda prefix: json.dumps({"keys": [prefix + n for n in ("a.csv", "b.csv", "c.csv.gz")]}),
+        ),
+        ("run.manifest.json", lambda prefix: json.dumps({"prefix": prefix})),
+        (
+            "run.manifest.txt",
+            lambda prefix: f"# three parts\n{prefix}a.csv\n\n{prefix}b.csv\n{prefix}c.csv.gz\n",
+        ),
+    ],
+    ids=["keys", "prefix", "text"],
+)
+def test_a_manifest_of_three_files_is_one_run_with_duckdbs_answer(make_run, parts, name, body) -> None:
+    prefix, paths = parts
+    run = make_run(body(prefix).encode(), name, shard_target_mb=0.05)
+    manifest = run.pipeline()
+    assert manifest["input_count"] == 3
+    assert [i["key"] for i in manifest["inputs"]] == [prefix + n for n in ("a.csv", "b.csv", "c.csv.gz")]
+    assert manifest["rows"] == 3000 + 4000 + 5000
+    assert manifest["shard_count"] > 1  # one array across all the files' shards
+    assert_matches(run.result(), oracle(paths))
+
+
+def test_a_file_with_other_columns_is_bad_input_naming_it(make_run, s3, parts, tmp_path: Path) -> None:
+    prefix, _ = parts
+    s3.put_object(Bucket=IN_BUCKET, Key=prefix + "odd.csv", Body=b"transaction_id,category,amount\nt1,x,1\n")
+    listed = [prefix + "a.csv", prefix + "odd.csv"]
+    run = make_run(json.dumps({"keys": listed}).encode(), "odd.manifest.json")
+    done = run.run("ingest")
+    assert done.returncode == 65, done.stderr
+    assert f"{prefix}odd.csv: " in done.stderr and "column 'country'" in done.stderr
+    assert run.manifest() is None and run.work_keys("shards/") == []
+
+
+@pytest.mark.parametrize(
+    ("body", "says"),
+    [
+        (b"{}", 'it must be {"keys": ["..."]} or {"prefix": "..."}'),
+        (b'{"keys": []}', "lists no objects"),
+        (b"not json", "is not valid JSON"),
+        (
+            b'{"keys": ["many/missing.csv"]}',
+            "input object s3://sluice-test-input/many/missing.csv does not exist",
+        ),
+        (b'{"keys": ["x.csv", "x.csv"]}', "lists 'x.csv' more than once"),
+        (b'{"keys": ["other.manifest.json"]}', "lists another manifest"),
+    ],
+)
+def test_a_malformed_manifest_is_bad_input_saying_why(make_run, body: bytes, says: str) -> None:
+    run = make_run(body, "bad.manifest.json")
+    done = run.run("ingest")
+    assert done.returncode == 65, done.stderr
+    assert says in done.stderr
