@@ -184,3 +184,25 @@ def test_tolerated_failed_shards_complete_with_gaps_then_a_rerun_fills_them(
     assert json.loads(read(pipeline, f"{prefix}summary.json"))["complete"] is True
     wait_for(lambda: pipeline.cloud.settle(10), 30, "deliveries to settle")
     assert len(pipeline.alerts_for("run_id", run_id)) == 1  # the complete rerun sends nothing
+
+
+def test_a_rerun_of_a_run_whose_ingest_never_finished_runs_ingest_again(
+    pipeline: Pipeline, source: bytes
+) -> None:
+    """No manifest (ingest failed): the rerun's manifest lookup gets S3's NoSuchKey and runs
+    ingest, which here fails the same way, because the file itself is at fault."""
+    key = f"{PREFIX}/header-only.csv"
+    failed = finish(pipeline, key, b"transaction_id,category,country,amount\n", {})
+    assert failed["status"] == "FAILED"
+    run_id = failed["name"]
+    done = sluice("rerun", run_id, endpoint=pipeline.cloud.endpoint_url)
+    assert done.returncode == 1, done.stdout + done.stderr  # the rerun failed, as the run did
+    rerun_arn = (
+        pipeline.outputs.state_machine_arn.replace(":stateMachine:", ":execution:")
+        + ":"
+        + rerun_name(run_id, 1)
+    )
+    rerun = pipeline.clients.sfn.describe_execution(executionArn=rerun_arn)
+    assert rerun["status"] == "FAILED" and "sluice-ingest" in rerun["cause"], (rerun.get("error"), rerun.get("cause"))
+    run = load_run(pipeline.clients.sfn, pipeline.clients.batch, rerun_arn)
+    assert [(job.stage, job.status) for job in run.jobs] == [("ingest", "FAILED")]

@@ -72,7 +72,13 @@ def test_every_batch_step_is_sync_and_never_sync2(definition: dict[str, Any]) ->
         for name, state in definition["States"].items()
         if state["Type"] == "Task" and ":batch:" in state["Resource"]
     }
-    assert set(batch_tasks) == {"RunIngest", "RunTransformSingle", "RunTransformArray", "RunAggregate"}
+    assert set(batch_tasks) == {
+        "RunIngest",
+        "PlanRerun",
+        "RunTransformSingle",
+        "RunTransformArray",
+        "RunAggregate",
+    }
     for state in batch_tasks.values():
         assert state["Resource"] == "arn:aws:states:::batch:submitJob.sync"
 
@@ -85,8 +91,19 @@ def test_retries_only_transient_errors_with_jitter_and_catches_into_one_failure(
             assert "States.ALL" not in retrier["ErrorEquals"], name
             assert "States.TaskFailed" not in retrier["ErrorEquals"], name
             assert retrier["JitterStrategy"] == "FULL", name
-        [catcher] = state["Catch"]
+        *special, catcher = state["Catch"]
         assert catcher == {"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "DescribeFailure"}
+        # Before it, only the documented detours: a rerun without a manifest runs ingest, and a
+        # transform array that failed within max_failed_shards goes on to aggregate (docs/rerun.md).
+        expected = {
+            "FindRunManifest": [
+                {"ErrorEquals": ["S3.NoSuchKeyException"], "ResultPath": None, "Next": "RunIngest"}
+            ],
+            "RunTransformArray": [
+                {"ErrorEquals": ["States.TaskFailed"], "ResultPath": "$.error", "Next": "CheckShardTolerance"}
+            ],
+        }
+        assert special == expected.get(name, []), name
 
 
 def test_jobs_get_the_documented_environment(definition: dict[str, Any]) -> None:
@@ -97,13 +114,23 @@ def test_jobs_get_the_documented_environment(definition: dict[str, Any]) -> None
         "SLUICE_WORK_PREFIX",
         "SLUICE_OUTPUT_PREFIX",
     }
-    for name in ("RunIngest", "RunTransformSingle", "RunTransformArray", "RunAggregate"):
+    # Besides the common five: the transform's shard plan (empty except in a rerun), the plan
+    # job's execution name, aggregate's permission to finish with tolerated gaps.
+    extra = {
+        "RunIngest": set(),
+        "PlanRerun": {"SLUICE_EXECUTION_NAME"},
+        "RunTransformSingle": {"SLUICE_SHARD_PLAN"},
+        "RunTransformArray": {"SLUICE_SHARD_PLAN"},
+        "RunAggregate": {"SLUICE_ALLOW_MISSING_SHARDS"},
+    }
+    for name, more in extra.items():
         parameters = definition["States"][name]["Parameters"]
-        assert {e["Name"] for e in parameters["ContainerOverrides"]["Environment"]} == expected
+        assert {e["Name"] for e in parameters["ContainerOverrides"]["Environment"]} == expected | more
         assert set(parameters["Parameters"]) == {"sluiceInput.$", "sluiceRun.$"}
     assert definition["States"]["RunTransformArray"]["Parameters"]["ArrayProperties"] == {
-        "Size.$": "$.manifest.document.shard_count"
+        "Size.$": "$.fanout.size"
     }
+    assert definition["States"]["PlanRerun"]["Parameters"]["ContainerOverrides"]["Command"] == ["plan"]
 
 
 def test_no_jsonata_or_variables(definition: dict[str, Any]) -> None:
@@ -113,6 +140,7 @@ def test_no_jsonata_or_variables(definition: dict[str, Any]) -> None:
 
 SYNC_TIMEOUT_PATHS = {
     "RunIngest": "$.run.limits.jobSeconds",
+    "PlanRerun": "$.run.limits.jobSeconds",
     "RunTransformSingle": "$.run.limits.jobSeconds",
     "RunTransformArray": "$.run.limits.arraySeconds",
     "RunAggregate": "$.run.limits.jobSeconds",

@@ -35,6 +35,11 @@
    DescribeExecution racing StartExecution answers HTTP 500; it reads as RUNNING, as on AWS.
 8. StopExecution right after StartExecution reaches the worker before its thread has built the
    program environment and fails (HTTP 500); the stop now waits, briefly, for it to exist.
+10. aws-sdk integration error names: Step Functions names an SDK exception `<Service>.<Name>Exception`
+   with the service's name as AWS writes it (`S3.NoSuchKeyException`, which state machines catch
+   to tell a missing object from a failure); moto knows only DynamoDb and Sfn and writes the
+   rest in lower case (`s3.NoSuchKeyException`), which no Catch written for AWS matches.
+   https://docs.aws.amazon.com/step-functions/latest/dg/supported-services-awssdk.html
 
 `install(emit, hold)` applies all of it to moto's classes (process-wide, like moto's
 backends); `uninstall()` restores moto's own methods; `suspended()` is moto as shipped for a
@@ -71,6 +76,9 @@ from moto.stepfunctions.parser.asl.component.state.exec.state_map.iteration impo
 from moto.stepfunctions.parser.asl.component.state.exec.state_parallel import branches_decl
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
     state_task_service as service_module,
+)
+from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
+    state_task_service_aws_sdk,
 )
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
     state_task_service_batch as batch_module,
@@ -499,6 +507,21 @@ def _install_role_clients(role_credentials: RoleCredentials | None) -> None:
         )
 
 
+# -- 10. aws-sdk error names -------------------------------------------------------------
+
+# Services this app's state machines call through aws-sdk integrations, named as AWS names them.
+_SDK_ERROR_NAMES = {"s3": "S3"}
+
+
+def _install_sdk_error_names(installed: bool) -> None:
+    names: dict[str, str] = state_task_service_aws_sdk._SERVICE_ERROR_NAMES
+    for service, name in _SDK_ERROR_NAMES.items():
+        if installed:
+            names[service] = name
+        else:
+            names.pop(service, None)
+
+
 # -- install / uninstall ------------------------------------------------------------------
 
 # (class or module, attribute, replacement); modules call `CustomErrorName(...)` by name.
@@ -528,6 +551,7 @@ def install(
     _emit, _hold = emit, hold
     for target, name, replacement in _PATCHES:
         setattr(target, name, replacement)
+    _install_sdk_error_names(True)
     _install_role_clients(role_credentials)
 
 
@@ -537,6 +561,7 @@ def uninstall() -> None:
     _emit, _hold = None, contextlib.nullcontext
     for (target, name), original in _MOTO.items():
         setattr(target, name, original)
+    _install_sdk_error_names(False)
     _install_role_clients(None)
 
 

@@ -176,6 +176,18 @@ def test_aws_sdk_get_object_returns_the_body_as_text(local: Local) -> None:
 
 
 @pytest.mark.timeout(30)
+def test_aws_sdk_errors_are_named_as_aws_names_them(local: Local) -> None:
+    """`S3.NoSuchKeyException`, which a Catch written for AWS names (moto writes `s3.`):
+    https://docs.aws.amazon.com/step-functions/latest/dg/supported-services-awssdk.html"""
+    local.client("s3").create_bucket(Bucket="work-bucket")
+    missing = {**GET_MANIFEST, "Parameters": {"Bucket": "work-bucket", "Key": "absent.json"}}
+    machine = create_machine(local, {"Read": missing}, "Read")
+    assert finished(local, start(local, machine))["error"] == "S3.NoSuchKeyException"
+    with stepfunctions.suspended():
+        assert finished(local, start(local, machine, name="moto"))["error"] == "s3.NoSuchKeyException"
+
+
+@pytest.mark.timeout(30)
 def test_nested_start_execution_sync(local: Local) -> None:
     child = create_machine(
         local, {"Echo": {"Type": "Pass", "Result": {"ok": 1}, "End": True}}, "Echo", name="child"
