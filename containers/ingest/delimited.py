@@ -308,7 +308,7 @@ class DelimitedReader:
                 rejected[kind] += n
                 first = text[f.name].filter(fresh)[0].as_py()
                 what = "an integer" if f.type == pa.int64() else "a number"
-                reasons.append(f"column {f.name!r}: {first!r} is not {what}")
+                reasons.append(f"column {f.name!r}: {first!r} is not {what}{_null_hint(first)}")
                 bad_any = bad if bad_any is None else pc.or_(bad_any, bad)
         table = pa.Table.from_arrays(columns, schema=self.schema)
         if bad_any is not None:
@@ -496,3 +496,15 @@ def _convert(text: pa.ChunkedArray, target: pa.DataType) -> tuple[pa.ChunkedArra
     except pa.ArrowInvalid as exc:  # the pattern let through something the cast refuses
         raise SegmentError("not_a_number", str(exc)) from None
     return values, pc.invert(pc.fill_null(ok, True))
+
+
+# Markers other tools write for a missing value (R: NA, pandas: NaN/None/null, spreadsheets: N/A,
+# #N/A, -). A value like these in a numeric column most likely means "missing".
+_NULL_LIKE = frozenset({"na", "n/a", "#n/a", "nan", "null", "none", "nil", "-", "--", "?", ".", "missing"})
+
+
+def _null_hint(value: object) -> str:
+    """A hint for a value that looks like another tool's null marker."""
+    if isinstance(value, str) and value.strip().lower() in _NULL_LIKE:
+        return f' (if {value!r} means a missing value, set the option null_values, e.g. [{value!r}, ""])'
+    return ""

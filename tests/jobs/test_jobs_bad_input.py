@@ -106,6 +106,13 @@ BAD_INPUTS = {
         {},
         "line 5: column 'amount': 'abc' is not a number (max_bad_row_fraction is 0)",
     ),
+    "r-style-na-gets-a-null-values-hint": (
+        "na.csv",
+        HEADER + rows(3) + b"t9,groceries,DE,NA\n",
+        {},
+        "line 5: column 'amount': 'NA' is not a number (if 'NA' means a missing value, set the option "
+        "null_values, e.g. ['NA', \"\"]) (max_bad_row_fraction is 0)",
+    ),
     "non-numeric-beyond-tolerance": (
         "many-bad.csv",
         HEADER + rows(90) + b"t9,groceries,DE,x\n" * 10,
