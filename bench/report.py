@@ -297,13 +297,14 @@ def dialects_details(details: Mapping[str, Any]) -> list[str]:
         "",
     ]
     lines += [
-        "| dialect | path | wall s | CPU s | MB/s | peak RSS MiB |",
-        "| --- | --- | ---: | ---: | ---: | ---: |",
+        "| dialect | path | wall s | CPU s | MB/s | MB per CPU-s | peak RSS MiB |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: |",
     ]
     for name, run in details["dialects"].items():
         paths = ", ".join((run.get("dialect") or {}).get("paths", []))
         lines.append(
-            f"| {name} | {paths} | {run['wall_s']} | {run['cpu_s']} | {run['mb_per_s']} | {run['peak_rss_mib']} |"
+            f"| {name} | {paths} | {run['wall_s']} | {run['cpu_s']} | {run['mb_per_s']} | "
+            f"{run.get('mb_per_cpu_s', '-')} | {run['peak_rss_mib']} |"
         )
     return lines
 
