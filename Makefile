@@ -8,11 +8,14 @@ SAM_CLI_VERSION := 1.170.0
 CHECKOV_VERSION := 3.3.30
 AWSCLI_VERSION := 1.46.2
 PIP_VERSION := 25.3
+# moto's sdist holds its own Batch tests, run against the local endpoint (tests/local/batch/peer);
+# the same version pyproject.toml pins.
+MOTO_VERSION := 5.2.5
 # sam build needs an interpreter matching the python3.13 Lambda runtime; pyenv has one here.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PY313_DIR := $(shell (pyenv root 2>/dev/null || echo $$HOME/.pyenv))/versions/3.13.0/bin
 
-.PHONY: venv tools browser lint unit test build demo bench clean
+.PHONY: venv tools peer browser lint unit test build demo bench clean
 
 venv: $(BIN)/.installed
 $(BIN)/.installed: pyproject.toml
@@ -37,6 +40,10 @@ $(TOOLS)/awscli/.installed:
 	$(TOOLS)/awscli/bin/pip install -q --disable-pip-version-check "awscli==$(AWSCLI_VERSION)"
 	touch $@
 
+peer: $(TOOLS)/peer/moto-$(MOTO_VERSION).tar.gz
+$(TOOLS)/peer/moto-$(MOTO_VERSION).tar.gz: | venv
+	$(BIN)/pip download -q --disable-pip-version-check "moto==$(MOTO_VERSION)" --no-binary :all: --no-deps -d $(TOOLS)/peer
+
 lint: venv tools
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -58,7 +65,7 @@ browser:
 	  echo "installing chromium for the report test"; \
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium >/dev/null; }
 
-unit: venv browser
+unit: venv browser peer
 	$(BIN)/pytest
 
 test: lint build unit

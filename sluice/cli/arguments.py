@@ -193,6 +193,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="let the administrator sign with this fixed key (e.g. testing:testing for test suites written "
         "for other emulators) instead of a new random one",
     )
+    up.add_argument(
+        "--allow-reset",
+        action="store_true",
+        help="serve POST /moto-api/reset (signed with the administrator's key) for test suites written for "
+        "moto's server: it deletes every resource and stops every job",
+    )
     run = local_commands.add_parser("run", help="one shot: start, deploy, upload FILE, wait, download, stop")
     run.add_argument("file", type=existing_file, metavar="FILE")
     run.add_argument("--options", help="aggregation options as JSON or @file.json")

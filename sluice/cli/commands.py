@@ -52,7 +52,10 @@ def cmd_local(args: argparse.Namespace) -> int:
 
     if args.local_command == "up":
         settings = IamSettings(
-            mode=args.iam, allowed_origins=tuple(args.allow_origin), fixed_admin_key=args.fixed_admin_key
+            mode=args.iam,
+            allowed_origins=tuple(args.allow_origin),
+            fixed_admin_key=args.fixed_admin_key,
+            allow_reset=args.allow_reset,
         )
         return local_up(port=args.port, spot_reclaim=args.spot_reclaim, iam=settings)
     # Everything the run needs from the arguments is checked before the local cloud starts.

@@ -110,11 +110,12 @@ def start_and_deploy(cloud: Any, overrides: dict[str, str] | None = None) -> Sta
 
 @dataclass(frozen=True)
 class IamSettings:
-    """How the local cloud authorizes: `--iam`, `--allow-origin`, `--fixed-admin-key`."""
+    """How the local cloud authorizes: `--iam`, `--allow-origin`, `--fixed-admin-key`, `--allow-reset`."""
 
     mode: str = "enforce"
     allowed_origins: tuple[str, ...] = ()
     fixed_admin_key: tuple[str, str] | None = None
+    allow_reset: bool = False
 
 
 def new_cloud(
@@ -131,6 +132,7 @@ def new_cloud(
         iam=iam.mode,  # type: ignore[arg-type]  # checked by argparse's choices
         allowed_origins=iam.allowed_origins,
         fixed_admin_key=iam.fixed_admin_key,
+        allow_reset=iam.allow_reset,
     )
 
 
@@ -333,6 +335,11 @@ def serve(cloud: Any, iam: IamSettings | None) -> None:
     if iam is not None and iam.fixed_admin_key is not None:
         print(
             "warning: the administrator signs with the fixed key given by --fixed-admin-key",
+            file=sys.stderr,
+        )
+    if iam is not None and iam.allow_reset:
+        print(
+            "warning: POST /moto-api/reset (administrator only) deletes everything: --allow-reset",
             file=sys.stderr,
         )
     print(f"input bucket: s3://{outputs.input_bucket}/{outputs.input_prefix}")

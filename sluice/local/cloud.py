@@ -29,7 +29,9 @@ from typing import Any, Protocol
 
 import boto3
 from botocore.config import Config
+from moto.core.config import default_user_config
 from moto.core.models import DEFAULT_ACCOUNT_ID
+from moto.moto_api._internal.models import moto_api_backend
 
 from sluice.local import moto_config
 from sluice.local.endpoint import LocalEndpoint, ServiceRouter, StartResponse, WSGIEnviron, create_moto_app
@@ -143,11 +145,14 @@ class LocalCloud:
         iam: Mode = "enforce",
         allowed_origins: Iterable[str] = (),
         fixed_admin_key: tuple[str, str] | None = None,
+        allow_reset: bool = False,
     ) -> None:
         """`iam`: enforce (deny what AWS would deny), audit (record it, allow) or off (signed
         requests only). `allowed_origins`: browser origins the endpoint serves (none by default).
         `fixed_admin_key`: (access key, secret) the administrator signs with instead of a new
-        key, for test suites written for other emulators; never the default."""
+        key, for test suites written for other emulators; never the default. `allow_reset`: serve
+        `POST /moto-api/reset` (signed by the administrator) with `reset()`, for test suites written
+        for moto's server; off by default."""
         if iam not in MODES:
             raise ValueError(f"iam must be one of {', '.join(MODES)}, not {iam!r}")
         self.project_root = Path(project_root)
@@ -171,7 +176,12 @@ class LocalCloud:
         self.iam_mode: Mode = iam
         self.allowed_origins = tuple(allowed_origins)
         self._fixed_admin_key = fixed_admin_key
+        self.allow_reset = allow_reset
         self._iam: IamService | None = None
+        self._gate: Gate | None = None
+        self._router: ServiceRouter | None = None
+        self._context: EngineContext | None = None
+        self._reset_lock = threading.Lock()
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -215,7 +225,14 @@ class LocalCloud:
             state_dir=self._state_dir,
             lambda_policy=self._lambda_policy,
         )
-        gate = Gate(router, iam, port=lambda: self.port, allowed_origins=self.allowed_origins)
+        gate = Gate(
+            router,
+            iam,
+            port=lambda: self.port,
+            allowed_origins=self.allowed_origins,
+            reset=self.reset if self.allow_reset else None,
+        )
+        self._gate, self._router = gate, router
         self._endpoint = LocalEndpoint(gate, self._port)
         self._endpoint.bind()
         endpoint_url = self._endpoint.url
@@ -253,6 +270,7 @@ class LocalCloud:
             batch_role_credentials=partial(self._role_credentials, "ecs-tasks.amazonaws.com"),
             lambda_role_credentials=partial(self._role_credentials, "lambda.amazonaws.com"),
         )
+        self._context = context
         self._batch = self._batch_factory(context)
         self._lambda = self._lambda_factory(context)
         router.routes.update(
@@ -260,7 +278,7 @@ class LocalCloud:
                 "batch": self._batch.wsgi_app,
                 "lambda": self._lambda.wsgi_app,
                 "events": EventsFrontend(self._delivery, moto),
-                "s3": S3RequestContext(moto),
+                "s3": S3RequestContext(moto, iam=lambda: gate.iam),  # the gate's, also after reset()
             }
         )
         log.debug("local cloud administrator: %s", admin.principal.arn)
@@ -269,6 +287,60 @@ class LocalCloud:
         self._batch.start()
         self._lambda.start()
         log.info("local cloud listening on %s", endpoint_url)
+
+    def reset(self) -> None:
+        """Forget every resource, as `POST /moto-api/reset` does on moto's server, but whole.
+
+        Running Step Functions executions are aborted, the Batch engine and the Lambda runtime
+        are stopped (job processes and Lambda workers killed, their threads joined, so nothing
+        writes to log groups after the reset deleted them) and replaced by new, empty ones; moto's backends are reset; local IAM starts over with the
+        administrator's key unchanged, so the caller can go on. The endpoint keeps serving.
+        """
+        with self._reset_lock:
+            if (
+                self._context is None
+                or self._router is None
+                or self._gate is None
+                or self._iam is None
+                or self._delivery is None
+            ):
+                raise RuntimeError("LocalCloud is not running")
+            stepfunctions.stop_running_executions(_STOP_TIMEOUT_SECONDS)
+            for engine in (self._lambda, self._batch):
+                if engine is not None:
+                    engine.stop()
+            from sluice.local.awslambda.pool import kill_all_workers
+
+            kill_all_workers()
+            self._delivery.wait_idle(2.0)
+            admin = self.admin
+            # moto resets every backend in place and then drops it; IAM's would reload AWS's
+            # ~1,500 managed policies per partition only to be dropped, a second per reset. The
+            # backends made afterwards load them again (moto_config.configure's setting).
+            iam_config = default_user_config.get("iam")
+            default_user_config["iam"] = {"load_aws_managed_policies": False}
+            try:
+                moto_api_backend.reset()
+            finally:
+                if iam_config is None:
+                    default_user_config.pop("iam", None)
+                else:
+                    default_user_config["iam"] = iam_config
+            iam = IamService.create(
+                account_id=self.account_id,
+                region=self.region,
+                mode=self.iam_mode,
+                state_dir=self._state_dir,
+                lambda_policy=self._lambda_policy,
+            )
+            iam.identities.create_admin((admin.access_key, admin.secret_key))
+            self._iam = self._gate.iam = iam
+            self._batch = self._batch_factory(self._context)
+            self._lambda = self._lambda_factory(self._context)
+            self._router.routes.update({"batch": self._batch.wsgi_app, "lambda": self._lambda.wsgi_app})
+            self._batch.start()
+            self._lambda.start()
+            log.info("local cloud reset")
 
     def stop(self) -> None:
         """Stop everything started, join its threads, forget moto's state. Idempotent."""

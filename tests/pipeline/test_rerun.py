@@ -203,6 +203,9 @@ def test_a_rerun_of_a_run_whose_ingest_never_finished_runs_ingest_again(
         + rerun_name(run_id, 1)
     )
     rerun = pipeline.clients.sfn.describe_execution(executionArn=rerun_arn)
-    assert rerun["status"] == "FAILED" and "sluice-ingest" in rerun["cause"], (rerun.get("error"), rerun.get("cause"))
+    assert rerun["status"] == "FAILED" and "sluice-ingest" in rerun["cause"], (
+        rerun.get("error"),
+        rerun.get("cause"),
+    )
     run = load_run(pipeline.clients.sfn, pipeline.clients.batch, rerun_arn)
     assert [(job.stage, job.status) for job in run.jobs] == [("ingest", "FAILED")]

@@ -8,36 +8,54 @@ serialises lands on the operation boto3 meant. Errors carry the error type both 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable
 from typing import Any, cast
+from urllib.parse import parse_qs
 
 from sluice.local.batch import errors, queries
 from sluice.local.batch.errors import ClientException
+from sluice.local.batch.registry import Registries, Registry
 from sluice.local.batch.scheduler import CANCEL, TERMINATE_JOB, Scheduler
 from sluice.local.batch.validation import check_reason
 from sluice.local.wire.restjson import RestJsonService
 
 Handler = Callable[[dict[str, Any]], dict[str, Any]]
 MAX_TAGS = 50
+# `Credential=AKID/20240101/eu-west-1/batch/aws4_request`: the region a request was signed for.
+_SCOPE_REGION = re.compile(r"Credential=[^/,\s]+/\d{8}/([^/,\s]+)/")
+
+
+def request_region(environ: dict[str, Any]) -> str | None:
+    """The region of a request's SigV4 credential scope (header or presigned query), if signed."""
+    match = _SCOPE_REGION.search(str(environ.get("HTTP_AUTHORIZATION", "")))
+    if match is None and "X-Amz-Credential=" in str(environ.get("QUERY_STRING", "")):
+        credential = parse_qs(str(environ["QUERY_STRING"])).get("X-Amz-Credential", [""])[0]
+        match = _SCOPE_REGION.search(f"Credential={credential}")
+    return match.group(1) if match else None
 
 
 class BatchApi:
     """The Batch operations, served over the shared rest-json layer (sluice.local.wire)."""
 
-    def __init__(self, scheduler: Scheduler) -> None:
+    def __init__(self, scheduler: Scheduler, ecs_cluster: Callable[[str, bool], None] | None = None) -> None:
+        """`ecs_cluster(cluster ARN, create)`: creates or deletes a compute environment's ECS cluster."""
+        self._ecs_cluster = ecs_cluster
         self._scheduler = scheduler
-        self._registry = scheduler.registry
+        self._registries: Registries = scheduler.registry
         handlers: dict[str, Handler] = {
             "CreateComputeEnvironment": self._create_compute_environment,
-            "DescribeComputeEnvironments": self._locked(self._registry.describe_environments),
+            "DescribeComputeEnvironments": self._locked(
+                lambda body: self._registry.describe_environments(body)
+            ),
             "UpdateComputeEnvironment": self._update_compute_environment,
             "DeleteComputeEnvironment": self._delete_compute_environment,
             "CreateJobQueue": self._create_job_queue,
-            "DescribeJobQueues": self._locked(self._registry.describe_queues),
+            "DescribeJobQueues": self._locked(lambda body: self._registry.describe_queues(body)),
             "UpdateJobQueue": self._update_job_queue,
             "DeleteJobQueue": self._delete_job_queue,
             "RegisterJobDefinition": self._register_job_definition,
-            "DescribeJobDefinitions": self._locked(self._registry.describe_definitions),
+            "DescribeJobDefinitions": self._locked(lambda body: self._registry.describe_definitions(body)),
             "DeregisterJobDefinition": self._deregister_job_definition,
             "SubmitJob": self._submit_job,
             "DescribeJobs": self._locked(lambda body: queries.describe_jobs(self._scheduler, body)),
@@ -58,7 +76,13 @@ class BatchApi:
         )
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-        return self._service(environ, start_response)
+        # Resources, ARNs and jobs belong to the region the request was signed for.
+        with self._registries.serving(request_region(environ)):
+            return list(self._service(environ, start_response))
+
+    @property
+    def _registry(self) -> Registry:
+        return self._registries.current()
 
     def _locked(self, call: Callable[[dict[str, Any]], dict[str, Any]]) -> Handler:
         def handler(body: dict[str, Any]) -> dict[str, Any]:
@@ -70,10 +94,15 @@ class BatchApi:
     # -- compute environments and queues --------------------------------------------------------------
 
     def _create_compute_environment(self, body: dict[str, Any]) -> dict[str, Any]:
+        _check_tags(body.get("tags") or {})
         with self._scheduler.cond:
             ce = self._registry.create_environment(body)
             self._scheduler.resources_changed()
-            return {"computeEnvironmentName": ce.name, "computeEnvironmentArn": ce.arn}
+        # Batch creates an ECS cluster for each compute environment, which ECS lists
+        # (https://docs.aws.amazon.com/batch/latest/userguide/compute_environments.html).
+        if self._ecs_cluster is not None:
+            self._ecs_cluster(ce.ecs_cluster_arn, True)
+        return {"computeEnvironmentName": ce.name, "computeEnvironmentArn": ce.arn}
 
     def _update_compute_environment(self, body: dict[str, Any]) -> dict[str, Any]:
         with self._scheduler.cond:
@@ -83,11 +112,14 @@ class BatchApi:
 
     def _delete_compute_environment(self, body: dict[str, Any]) -> dict[str, Any]:
         with self._scheduler.cond:
-            self._registry.delete_environment(body)
+            ce = self._registry.delete_environment(body)
             self._scheduler.resources_changed()
-            return {}
+        if self._ecs_cluster is not None:
+            self._ecs_cluster(ce.ecs_cluster_arn, False)
+        return {}
 
     def _create_job_queue(self, body: dict[str, Any]) -> dict[str, Any]:
+        _check_tags(body.get("tags") or {})
         with self._scheduler.cond:
             queue = self._registry.create_queue(body)
             self._scheduler.resources_changed()
@@ -108,6 +140,7 @@ class BatchApi:
     # -- job definitions -----------------------------------------------------------------------------
 
     def _register_job_definition(self, body: dict[str, Any]) -> dict[str, Any]:
+        _check_tags(body.get("tags") or {})
         with self._scheduler.cond:
             definition = self._registry.register_definition(body)
             return {
@@ -124,6 +157,7 @@ class BatchApi:
     # -- jobs ------------------------------------------------------------------------------------------
 
     def _submit_job(self, body: dict[str, Any]) -> dict[str, Any]:
+        _check_tags(body.get("tags") or {})
         with self._scheduler.cond:
             job = self._scheduler.submit(body)
             return {"jobArn": job.arn, "jobName": job.spec.name, "jobId": job.job_id}
@@ -190,6 +224,10 @@ class BatchApi:
 
 
 def _check_tags(tags: dict[str, Any]) -> None:
+    """At most 50 tags per resource, on the create calls as on TagResource; keys 1-128, values
+    ≤256 characters; `aws:` is reserved.
+    https://docs.aws.amazon.com/batch/latest/APIReference/API_TagResource.html,
+    https://docs.aws.amazon.com/batch/latest/APIReference/API_SubmitJob.html (tags)"""
     if len(tags) > MAX_TAGS:
         raise ClientException(f"A resource can have at most {MAX_TAGS} tags")
     for key, value in tags.items():

@@ -32,7 +32,7 @@ from sluice.local.batch.reclaim import (
     choose_share,
     host_terminated_reason,
 )
-from sluice.local.batch.registry import Registry
+from sluice.local.batch.registry import Registries
 from sluice.local.batch.scheduler import RECLAIM, TIMEOUT, TIMEOUT_REASON, Scheduler
 from sluice.local.batch.statechange import EventDispatcher, discard_event
 from sluice.local.batch.timers import Timers
@@ -93,17 +93,18 @@ class BatchEngine:
         self._images: dict[str, LocalImage | None] = {}
         self._executor = executor
         self._timeout_scale = timeout_scale
-        self._baseline = baseline_environment(region, endpoint_url)
+        self._baselines: dict[str, dict[str, str]] = {}
         self._role_credentials = role_credentials
         self._events = EventDispatcher(emit_event)
         self._timers = Timers()
-        self._sink: LogSink = (
-            CloudWatchLogSink(endpoint_url=endpoint_url, region=region) if endpoint_url else LoggingSink()
-        )
+        # One log sink per region: a job's output goes to CloudWatch Logs in the job's region.
+        self._sinks: dict[str, LogSink] = {}
+        self._sinks_started = False
+        self._sink = self._sink_for(region)
         self._rng = random.Random(reclaim_seed)
         self._reclaim_grace = DEFAULT_GRACE_SECONDS
         self._policy: ReclaimPolicy | None = None
-        self.registry = Registry(region, account_id)
+        self.registry = Registries(region, account_id)
         vcpus = max_local_vcpus if max_local_vcpus is not None else float(os.cpu_count() or 1)
         self._max_local_vcpus = float(vcpus)
         self.scheduler = Scheduler(
@@ -115,7 +116,8 @@ class BatchEngine:
             call_later=self._timers.call_later,
         )
         self.lock = self.scheduler.cond
-        self._api = BatchApi(self.scheduler)
+        self._api = BatchApi(self.scheduler, self._ecs_cluster if endpoint_url else None)
+        self._ecs_clients: dict[str, Any] = {}
         self._thread: threading.Thread | None = None
         self._stopping = False
 
@@ -126,7 +128,11 @@ class BatchEngine:
             return
         self._timers.start()
         self._events.start()
-        self._sink.start()
+        with self.lock:
+            self._sinks_started = True
+            sinks = list(self._sinks.values())
+        for sink in sinks:
+            sink.start()
         # Batch's default log group exists before any job runs, as in an account where Batch is
         # used: "By default, AWS Batch enables the awslogs log driver to send log information to
         # CloudWatch Logs" in the /aws/batch/job group
@@ -148,7 +154,10 @@ class BatchEngine:
             self._executor.close()
         self._timers.close()
         self._events.close()
-        self._sink.shutdown()
+        with self.lock:
+            sinks = list(self._sinks.values())
+        for sink in sinks:
+            sink.shutdown()
 
     @property
     def max_local_vcpus(self) -> float:
@@ -181,7 +190,11 @@ class BatchEngine:
     def flush(self, timeout: float = 10.0) -> bool:
         """Wait until published events were delivered and job output was shipped."""
         deadline = time.monotonic() + timeout
-        return self._events.wait_idle(timeout) and self._sink.flush(max(0.0, deadline - time.monotonic()))
+        with self.lock:
+            sinks = list(self._sinks.values())
+        return self._events.wait_idle(timeout) and all(
+            [sink.flush(max(0.0, deadline - time.monotonic())) for sink in sinks]
+        )
 
     def wsgi_app(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         """The Batch REST-JSON API as boto3 sends it (POST /v1/submitjob, ...)."""
@@ -250,10 +263,13 @@ class BatchEngine:
 
     def _launch(self, job: Job, attempt: Attempt) -> None:
         assert self._executor is not None
+        region = _region_of(job)
+        with self.lock:
+            sink = self._sink_for(region)
         destination = self._log_destination(job, attempt)
         if destination:
             # The awslogs driver needs the group before the container starts.
-            self._sink.ensure_group(destination[0])
+            sink.ensure_group(destination[0])
         try:
             image = self._image(job.spec.container["image"])
         except Exception as error:  # resolving the image is this engine's "docker pull"
@@ -262,9 +278,9 @@ class BatchEngine:
             return
         try:
             spec = build_launch(
-                job, attempt, image, self._baseline, self.endpoint_url, self._role_credentials
+                job, attempt, image, self._baseline(region), self.endpoint_url, self._role_credentials
             )
-            on_output = partial(self._sink.write, *destination) if destination else _drop_output
+            on_output = partial(sink.write, *destination) if destination else _drop_output
             process = self._executor.launch(spec, on_output, partial(self._on_exit, job, attempt))
         except Exception as error:  # LaunchError, or anything else that keeps the container from starting
             if not isinstance(error, LaunchError):
@@ -275,7 +291,7 @@ class BatchEngine:
             attempt.process = process
             if destination:
                 attempt.log_group = destination[0]
-                self._sink.open(*destination)
+                sink.open(*destination)
             self.scheduler.attempt_running(job, attempt, destination[1] if destination else None)
             if attempt.stop is not None:  # terminated while STARTING
                 self._signal_stop(attempt)
@@ -301,6 +317,51 @@ class BatchEngine:
                 )
             self._images[image] = resolved
         return self._images[image]
+
+    def _ecs_cluster(self, cluster_arn: str, create: bool) -> None:
+        """Create or delete a compute environment's cluster in ECS (its region), through the endpoint."""
+        region, name = cluster_arn.split(":")[3], cluster_arn.rsplit("/", 1)[1]
+        client = self._ecs_clients.get(region)
+        if client is None:
+            import boto3
+
+            client = self._ecs_clients[region] = boto3.session.Session().client(
+                "ecs",
+                endpoint_url=self.endpoint_url,
+                region_name=region,
+                aws_access_key_id=os.environ.get("AWS_ACCESS_KEY_ID", "testing"),
+                aws_secret_access_key=os.environ.get("AWS_SECRET_ACCESS_KEY", "testing"),
+                aws_session_token=os.environ.get("AWS_SESSION_TOKEN"),
+            )
+        try:
+            if create:
+                client.create_cluster(clusterName=name)
+            else:
+                client.delete_cluster(cluster=name)
+        except Exception as error:  # the compute environment works without it
+            log.warning("Could not %s ECS cluster %s: %s", "create" if create else "delete", name, error)
+
+    def _sink_for(self, region: str) -> LogSink:
+        """The log sink of a region, made (and started, once the engine runs) on first use."""
+        sink = self._sinks.get(region)
+        if sink is None:
+            sink = self._sinks[region] = (
+                CloudWatchLogSink(endpoint_url=self.endpoint_url, region=region)
+                if self.endpoint_url
+                else LoggingSink()
+            )
+            if self._sinks_started:
+                sink.start()
+        return sink
+
+    def _baseline(self, region: str) -> dict[str, str]:
+        """The host part of a job's environment; AWS_REGION is the job's region."""
+        baseline = self._baselines.get(region)
+        if baseline is None:
+            baseline = self._baselines[region] = baseline_environment(region, self.endpoint_url)
+            if region != self.region:  # the engine's process environment names its own region
+                baseline["AWS_REGION"] = baseline["AWS_DEFAULT_REGION"] = region
+        return baseline
 
     @staticmethod
     def _log_destination(job: Job, attempt: Attempt) -> tuple[str, str] | None:
@@ -337,7 +398,7 @@ class BatchEngine:
         attempt.timer = None
         attempt.exited = True
         if attempt.log_group and attempt.log_stream:
-            self._sink.close(
+            self._sink_for(_region_of(job)).close(
                 attempt.log_group, attempt.log_stream, partial(self._attempt_shipped, job, attempt, exit_code)
             )
         else:
@@ -370,6 +431,11 @@ class BatchEngine:
         grace = self._reclaim_grace if kind == RECLAIM else CONTAINER_STOP_SECONDS * self._timeout_scale
         process.terminate()
         self._timers.call_later(grace, process.kill)
+
+
+def _region_of(job: Job) -> str:
+    """The region in a job's ARN (arn:aws:batch:<region>:<account>:job/<id>)."""
+    return job.arn.split(":")[3]
 
 
 def _physical_memory_mib() -> int:

@@ -25,7 +25,7 @@ def describe_jobs(scheduler: Scheduler, request: dict[str, Any]) -> dict[str, An
     if len(job_ids) > MAX_DESCRIBE:
         raise ClientException(f"Maximum number of jobs supported is {MAX_DESCRIBE}")  # observed AWS wording
     # Unknown IDs are left out of the answer, not an error.
-    found = (scheduler.find_job(job_id) for job_id in job_ids)
+    found = (scheduler.find_regional_job(job_id) for job_id in job_ids)
     return {"jobs": [job_detail(job) for job in found if job is not None]}
 
 
@@ -57,12 +57,12 @@ def _jobs_in_scope(scheduler: Scheduler, request: dict[str, Any]) -> list[Job]:
     if len(scopes) != 1:
         raise ClientException("Specify exactly one of jobQueue, arrayJobId or multiNodeJobId")
     if request.get("arrayJobId"):
-        parent = scheduler.find_job(request["arrayJobId"])
+        parent = scheduler.find_regional_job(request["arrayJobId"])
         return list(parent.children or ()) if parent is not None else []
     if request.get("multiNodeJobId"):
         return []  # the local engine runs no multi-node parallel jobs
     # A queue lists its top-level jobs; array children are listed through arrayJobId.
-    return list(scheduler.registry.queue(request["jobQueue"]).jobs)
+    return list(scheduler.registry.current().queue(request["jobQueue"]).jobs)
 
 
 def _filter(item: dict[str, Any]) -> Callable[[Job], bool]:

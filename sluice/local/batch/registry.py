@@ -7,9 +7,15 @@ when something that affects placement changed.
 from __future__ import annotations
 
 import copy
+import functools
+import itertools
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any, cast
+
+import botocore.session
 
 from sluice.local.batch import validation
 from sluice.local.batch.errors import ClientException
@@ -35,6 +41,50 @@ RESOURCE_TYPES = ("EC2", "SPOT", "FARGATE", "FARGATE_SPOT")
 LOG_DRIVERS = ("json-file", "syslog", "journald", "gelf", "fluentd", "awslogs", "splunk", "awsfirelens")
 
 
+_QUEUE_SEQ = itertools.count(1)  # creation order across regions
+# The region of the request being served (its SigV4 credential scope), set by the API.
+_REQUEST_REGION: ContextVar[str | None] = ContextVar("batch_request_region", default=None)
+
+
+class Registries:
+    """One Registry per region: Batch resources are regional, and so are their ARNs
+    (https://docs.aws.amazon.com/general/latest/gr/batch.html,
+    https://docs.aws.amazon.com/batch/latest/userguide/batch-resources.html). The scheduler
+    places the jobs of every region on this one machine."""
+
+    def __init__(self, region: str, account_id: str) -> None:
+        self.default_region = region
+        self.account_id = account_id
+        self._by_region: dict[str, Registry] = {region: Registry(region, account_id)}
+
+    def region(self, name: str) -> Registry:
+        registry = self._by_region.get(name)
+        if registry is None:
+            registry = self._by_region[name] = Registry(name, self.account_id)
+        return registry
+
+    def current(self) -> Registry:
+        """The registry of the region the request being served was signed for."""
+        return self.region(_REQUEST_REGION.get() or self.default_region)
+
+    @staticmethod
+    @contextmanager
+    def serving(region: str | None) -> Iterator[None]:
+        token = _REQUEST_REGION.set(region)
+        try:
+            yield
+        finally:
+            _REQUEST_REGION.reset(token)
+
+    def all(self) -> list[Registry]:
+        return list(self._by_region.values())
+
+    def queues_by_priority(self) -> list[JobQueue]:
+        """Higher priority first; among equals, the older queue first (all regions)."""
+        queues = [queue for registry in self._by_region.values() for queue in registry.queues.values()]
+        return sorted(queues, key=lambda queue: (-queue.priority, queue.created_seq))
+
+
 class Registry:
     def __init__(self, region: str, account_id: str) -> None:
         self.region = region
@@ -43,7 +93,10 @@ class Registry:
         self.environments: dict[str, ComputeEnvironment] = {}
         self.queues: dict[str, JobQueue] = {}
         self.definitions: dict[str, list[JobDefinition]] = {}  # name -> revisions in order
-        self._queue_seq = 0
+
+    def _here(self, ref: str) -> bool:
+        """Whether a name or ARN can name a resource of this region (an ARN names its region)."""
+        return not ref.startswith("arn:") or ref.startswith(self.arn_prefix)
 
     # -- compute environments ------------------------------------------------------------------
 
@@ -60,6 +113,10 @@ class Registry:
             resources = _check_compute_resources(resources)
         elif resources:
             raise ClientException("computeResources can't be specified for an UNMANAGED compute environment")
+        elif not request.get("serviceRole"):
+            # "For UNMANAGED compute environments, you must explicitly specify a serviceRole."
+            # https://docs.aws.amazon.com/batch/latest/APIReference/API_CreateComputeEnvironment.html
+            raise ClientException("Error executing request, Exception : ServiceRole is required.")
         if name in self.environments:
             raise ClientException("Object already exists")  # AWS's wording for a duplicate name
         ce_uuid = str(uuid.uuid4())
@@ -81,7 +138,7 @@ class Registry:
         return ce
 
     def environment(self, ref: str) -> ComputeEnvironment:
-        ce = self.environments.get(_name_from(ref, "compute-environment/"))
+        ce = self.environments.get(_name_from(ref, "compute-environment/")) if self._here(ref) else None
         if ce is None:
             raise ClientException(f"Compute environment {ref} does not exist")
         return ce
@@ -109,7 +166,7 @@ class Registry:
             ce.service_role = request["serviceRole"]
         return ce
 
-    def delete_environment(self, request: dict[str, Any]) -> None:
+    def delete_environment(self, request: dict[str, Any]) -> ComputeEnvironment:
         # "you must set its state to DISABLED ... and disassociate it from any job queues"
         # https://docs.aws.amazon.com/batch/latest/APIReference/API_DeleteComputeEnvironment.html
         ce = self.environment(request.get("computeEnvironment", ""))
@@ -118,6 +175,7 @@ class Registry:
         if any(ce in queue.environments for queue in self.queues.values()):
             raise ClientException("Cannot delete, found existing JobQueue relationship")
         del self.environments[ce.name]
+        return ce
 
     # -- job queues -------------------------------------------------------------------------------
 
@@ -129,7 +187,6 @@ class Registry:
         actions = check_actions(request.get("jobStateTimeLimitActions"))
         if name in self.queues:
             raise ClientException("Object already exists")
-        self._queue_seq += 1
         queue = JobQueue(
             name=name,
             arn=f"{self.arn_prefix}job-queue/{name}",
@@ -138,14 +195,14 @@ class Registry:
             ce_order=order,
             scheduling_policy_arn=request.get("schedulingPolicyArn"),
             tags=dict(request.get("tags") or {}),
-            created_seq=self._queue_seq,
+            created_seq=next(_QUEUE_SEQ),
             time_limit_actions=actions,
         )
         self.queues[name] = queue
         return queue
 
     def queue(self, ref: str) -> JobQueue:
-        queue = self.queues.get(_name_from(ref, "job-queue/"))
+        queue = self.queues.get(_name_from(ref, "job-queue/")) if self._here(ref) else None
         if queue is None:
             raise ClientException(f"JobQueue {ref} not found.")  # observed AWS message
         return queue
@@ -245,7 +302,6 @@ class Registry:
         revisions = self.definitions.setdefault(name, [])
         revision = revisions[-1].revision + 1 if revisions else 1
         stored = copy.deepcopy(request)
-        stored["platformCapabilities"] = list(platforms)
         definition = JobDefinition(
             name=name,
             revision=revision,
@@ -263,7 +319,7 @@ class Registry:
         https://docs.aws.amazon.com/sdk-for-kotlin/api/latest/batch/aws.sdk.kotlin.services.batch.model/-submit-job-request/job-definition.html
         """
         name, revision = _split_definition_ref(ref)
-        candidates = [d for d in self.definitions.get(name, ()) if d.status == ACTIVE]
+        candidates = [d for d in self.definitions.get(name, ()) if d.status == ACTIVE and self._here(ref)]
         if revision is not None:
             candidates = [d for d in candidates if d.revision == revision]
         if not candidates:
@@ -313,7 +369,31 @@ def _check_compute_resources(resources: Any) -> dict[str, Any]:
     min_vcpus = resources.get("minvCpus", 0) or 0
     if min_vcpus < 0 or min_vcpus > max_vcpus:
         raise ClientException("computeResources.minvCpus must be between 0 and maxvCpus")
+    if resources["type"] in ("EC2", "SPOT"):
+        # instanceRole is "required for Amazon EC2 instances types" (not for Fargate)
+        # https://docs.aws.amazon.com/batch/latest/APIReference/API_ComputeResource.html
+        if not resources.get("instanceRole"):
+            raise ClientException("Error executing request, Exception : Instance role is required.")
+        for instance_type in resources.get("instanceTypes") or []:
+            if not _known_instance_type(instance_type):
+                raise ClientException(f"Instance type {instance_type} does not exist")
     return cast(dict[str, Any], resources)
+
+
+# Beyond EC2's types and families, `optimal`, `default_x86_64` and `default_arm64`
+# (https://docs.aws.amazon.com/batch/latest/APIReference/API_ComputeResource.html, instanceTypes).
+_BATCH_INSTANCE_TYPES = ("optimal", "default_x86_64", "default_arm64")
+
+
+@functools.cache
+def _ec2_instance_types() -> frozenset[str]:
+    """EC2's instance types (the InstanceType enum of botocore's EC2 model) and their families."""
+    types = botocore.session.get_session().get_service_model("ec2").shape_for("InstanceType").enum
+    return frozenset(types) | {name.split(".", 1)[0] for name in types}
+
+
+def _known_instance_type(name: Any) -> bool:
+    return isinstance(name, str) and (name in _BATCH_INSTANCE_TYPES or name in _ec2_instance_types())
 
 
 def _state(value: Any) -> str:
@@ -403,15 +483,52 @@ def _definition_detail(definition: JobDefinition) -> dict[str, Any]:
         "status": definition.status,
         "type": request["type"],
         "parameters": dict(request.get("parameters") or {}),
-        "containerProperties": copy.deepcopy(request["containerProperties"]),
+        "containerProperties": _container_detail(request["containerProperties"]),
         "tags": dict(request.get("tags") or {}),
-        "propagateTags": bool(request.get("propagateTags", False)),
-        "platformCapabilities": list(request["platformCapabilities"]),
         "containerOrchestrationType": "ECS",
     }
-    for key in ("retryStrategy", "timeout", "schedulingPriority"):
+    # Echoed only when given: AWS invents no platformCapabilities (EC2 is the default, not a
+    # stored value) and no propagateTags. **ND** at AWS; docs/aws-behaviour.md#batch-job-definitions.
+    for key in ("platformCapabilities", "propagateTags", "timeout", "schedulingPriority"):
         if request.get(key) is not None:
             detail[key] = copy.deepcopy(request[key])
+    if request.get("retryStrategy") is not None:
+        detail["retryStrategy"] = _retry_detail(request["retryStrategy"])
+    return detail
+
+
+# Container members AWS returns as empty lists when a definition gives none: the AWS CLI
+# reference's DescribeJobDefinitions example shows `environment`, `mountPoints`, `ulimits` and
+# `volumes` as [] (https://docs.aws.amazon.com/cli/latest/reference/batch/describe-job-definitions.html);
+# `command`, `resourceRequirements` and `secrets` likewise (docs/aws-behaviour.md#batch-job-definitions).
+_EMPTY_LIST_MEMBERS = (
+    "command",
+    "environment",
+    "mountPoints",
+    "resourceRequirements",
+    "secrets",
+    "ulimits",
+    "volumes",
+)
+
+
+def _container_detail(container: dict[str, Any]) -> dict[str, Any]:
+    detail = copy.deepcopy(container)
+    for member in _EMPTY_LIST_MEMBERS:
+        if detail.get(member) is None:
+            detail[member] = []
+    return detail
+
+
+def _retry_detail(strategy: dict[str, Any]) -> dict[str, Any]:
+    """`evaluateOnExit[].action` comes back lower-case whatever case it was given in: the values
+    "aren't case sensitive" (https://docs.aws.amazon.com/batch/latest/APIReference/API_EvaluateOnExit.html)
+    and AWS returns them lower-cased, which Terraform's provider normalises to
+    (https://github.com/hashicorp/terraform-provider-aws/blob/main/internal/service/batch/job_definition.go)."""
+    detail = copy.deepcopy(strategy)
+    for rule in detail.get("evaluateOnExit") or []:
+        if isinstance(rule.get("action"), str):
+            rule["action"] = rule["action"].lower()
     return detail
 
 

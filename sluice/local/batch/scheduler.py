@@ -37,7 +37,7 @@ from sluice.local.batch.models import (
     JobQueue,
     now_ms,
 )
-from sluice.local.batch.registry import Registry
+from sluice.local.batch.registry import Registries
 from sluice.local.batch.render import job_detail
 from sluice.local.batch.statechange import EventDispatcher
 from sluice.local.batch.submission import N_TO_N, OVERRIDES_TOO_LONG, SEQUENTIAL, Dependency, build_submission
@@ -66,7 +66,7 @@ Work = deque[tuple[Job, str, str | None]]
 class Scheduler:
     def __init__(
         self,
-        registry: Registry,
+        registry: Registries,
         events: EventDispatcher,
         *,
         max_vcpu_milli: int,
@@ -93,7 +93,7 @@ class Scheduler:
     # -- requests (caller holds cond) ---------------------------------------------------------------
 
     def submit(self, request: dict[str, Any]) -> Job:
-        submission = build_submission(request, self.registry, self.find_job)
+        submission = build_submission(request, self.registry.current(), self.find_regional_job)
         job = Job(str(uuid.uuid4()), submission.spec, now_ms())
         self.jobs[job.job_id] = job
         submission.spec.queue.jobs.append(job)
@@ -112,8 +112,15 @@ class Scheduler:
         position = int(index)
         return parent.children[position] if position < len(parent.children) else None
 
-    def require_job(self, job_id: str) -> Job:
+    def find_regional_job(self, job_id: str) -> Job | None:
+        """A job of the region the request being served was signed for (jobs are regional)."""
         job = self.find_job(job_id)
+        if job is None or not job.arn.startswith(self.registry.current().arn_prefix):
+            return None
+        return job
+
+    def require_job(self, job_id: str) -> Job:
+        job = self.find_regional_job(job_id)
         if job is None:
             raise ClientException(f"Job {job_id} not found")
         return job

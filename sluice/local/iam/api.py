@@ -11,6 +11,12 @@ In order, as AWS's front doors do (docs/aws-behaviour.md#the-endpoint-as-a-secur
    error codes are AWS's for the service (sluice.local.iam.sigv4, sluice.local.iam.errors).
 4. Authorization: the operation's IAM actions and resources (sluice.local.iam.actions),
    evaluated by sluice.local.iam.backend.Authorizer; denials answer AWS's AccessDenied shape.
+
+moto's own API (`/moto-api/...`) is not AWS's and is refused, except `POST /moto-api/reset` when
+the cloud was started with `allow_reset` (`sluice local up --allow-reset`), for test suites
+written for moto's server: it must pass the checks above (loopback Host, no browser, SigV4) and
+be signed with the administrator's key, since it deletes everything the cloud holds
+(docs/aws-behaviour.md#the-endpoint-as-a-security-boundary).
 """
 
 from __future__ import annotations
@@ -38,6 +44,8 @@ LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
 _S3_BODY_LIMIT = 1024 * 1024
 # IAM operations that change who may do what; anything else of IAM's only reads.
 _IAM_READ_PREFIXES = ("Get", "List", "Simulate", "Generate")
+MOTO_API = "/moto-api/"
+RESET_PATH = "/moto-api/reset"
 
 
 class Gate:
@@ -50,11 +58,14 @@ class Gate:
         *,
         port: Callable[[], int],
         allowed_origins: Iterable[str] = (),
+        reset: Callable[[], None] | None = None,
     ) -> None:
+        """`reset`: what `POST /moto-api/reset` runs (signed by the administrator); None refuses it."""
         self.app = app
         self.iam = iam
         self._port = port
         self.allowed_origins = frozenset(origin.rstrip("/") for origin in allowed_origins)
+        self.reset = reset
 
     # -- refusals that need no AWS shape -----------------------------------------------------------
 
@@ -97,6 +108,14 @@ class Gate:
         refusal = self._browser_refusal(environ)
         if refusal is not None:
             return self._refuse(start_response, "403 Forbidden", refusal)
+        moto_api = str(environ.get("PATH_INFO", "")).startswith(MOTO_API)
+        if moto_api and (self.reset is None or environ.get("PATH_INFO") != RESET_PATH):
+            return self._refuse(
+                start_response,
+                "403 Forbidden",
+                "moto's API is not served by the local cloud, except POST /moto-api/reset signed with the "
+                "administrator's key when it runs with `sluice local up --allow-reset`",
+            )
 
         def no_cors(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
             kept = [(k, v) for k, v in headers if not k.lower().startswith("access-control-")]
@@ -139,6 +158,8 @@ class Gate:
         except sigv4.SignatureError as error:
             return self._error(start_response, method, environ, error)
 
+        if moto_api:
+            return self._reset(environ, identity, start_response)
         if self.iam.mode != "off":
             denial = self._authorize(environ, identity, service, credential.region, read_body, is_s3)
             if denial is not None:
@@ -149,6 +170,20 @@ class Gate:
                 return [body]
         environ["sluice.identity"] = identity
         return self.app(environ, no_cors)
+
+    def _reset(self, environ: WSGIEnviron, identity: Identity, start_response: StartResponse) -> list[bytes]:
+        admin = self.iam.identities.admin
+        if environ.get("REQUEST_METHOD") != "POST":
+            return self._refuse(start_response, "405 Method Not Allowed", "POST /moto-api/reset only")
+        if admin is None or identity.access_key != admin.access_key or self.reset is None:
+            return self._refuse(
+                start_response, "403 Forbidden", "only the administrator's key may reset the local cloud"
+            )
+        log.info("resetting the local cloud for %s", identity.principal.arn)
+        self.reset()
+        body = b'{"status": "ok"}'
+        start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+        return [body]
 
     def _authorize(
         self,

@@ -84,6 +84,13 @@ _ALWAYS_KNOWN = frozenset(
 )
 
 
+# Recorded with the s3:ListBucket check a missing object's 404 needs (Authorizer.check_missing_object).
+MISSING_OBJECT_NOTE = (
+    "the requested key does not exist: S3 answers 404 NoSuchKey only to a caller allowed "
+    "s3:ListBucket on the bucket, 403 AccessDenied otherwise"
+)
+
+
 class RoleAssumeError(Exception):
     """A service could not assume a role (it does not exist, or its trust policy says no)."""
 
@@ -559,8 +566,12 @@ class Authorizer:
         region: str,
         operation: str,
         extra: Mapping[str, ContextValue] | None = None,
+        note: str | None = None,
     ) -> Denial | None:
-        """The first denial among the request's authorizations (None: allowed), recorded."""
+        """The first denial among the request's authorizations (None: allowed), recorded.
+
+        `note`: why these authorizations were checked, when it is not the request's own
+        permission (recorded with the denial, not sent to the caller)."""
         if self.mode == "off":
             return None
         base = self.context_for(identity, region, extra)
@@ -583,12 +594,32 @@ class Authorizer:
                     ctx.resource,
                     denial_message(ctx, decision, resource_policy_type=_policy_type(ctx.resource)),
                 )
-                self._record(denial, identity, operation)
+                self._record(denial, identity, operation, note)
                 if first is None:
                     first = denial
                 if self.mode == "enforce":
                     return first
         return first if self.mode == "enforce" else None
+
+    def check_missing_object(
+        self, identity: Identity, bucket: str, *, region: str, operation: str
+    ) -> Denial | None:
+        """Whether S3 may tell the caller that the object it asked for does not exist.
+
+        GetObject and HeadObject of a key that does not exist answer 404 (NoSuchKey) only when the
+        caller also has s3:ListBucket on the bucket, 403 AccessDenied otherwise
+        (https://docs.aws.amazon.com/AmazonS3/latest/API/API_GetObject.html and
+        API_HeadObject.html, "Permissions"; docs/aws-behaviour.md#s3-missing-objects). The
+        refusal is recorded as what it is: s3:ListBucket, needed to learn that the key is
+        missing. None: 404 stands (allowed, audit mode or IAM off); a Denial: answer AccessDenied.
+        """
+        return self.check(
+            identity,
+            [Authorization("s3:ListBucket", (f"arn:aws:s3:::{bucket}",), {})],
+            region=region,
+            operation=operation,
+            note=MISSING_OBJECT_NOTE,
+        )
 
     def _encrypted_topic(
         self, identity: Identity, action: str, topic_arn: str, base: Mapping[str, ContextValue]
@@ -640,23 +671,23 @@ class Authorizer:
         self._record(Denial(identity.principal.arn, "unknown", "*", message), identity, "unknown")
         return message if self.mode == "enforce" else None
 
-    def _record(self, denial: Denial, identity: Identity, operation: str) -> None:
-        self.audit.denied(
-            {
-                "time": time.time(),
-                "mode": self.mode,
-                "outcome": "denied" if self.mode == "enforce" else "would-deny",
-                "principal": denial.principal,
-                "role": identity.group,
-                "action": denial.action,
-                "resource": denial.resource,
-                "operation": operation,
-                "message": denial.message,
-            }
-        )
-        log.warning(
-            "IAM %s: %s", "denied" if self.mode == "enforce" else "audit (would deny)", denial.message
-        )
+    def _record(self, denial: Denial, identity: Identity, operation: str, note: str | None = None) -> None:
+        message = f"{denial.message} ({note})" if note else denial.message
+        record: dict[str, Any] = {
+            "time": time.time(),
+            "mode": self.mode,
+            "outcome": "denied" if self.mode == "enforce" else "would-deny",
+            "principal": denial.principal,
+            "role": identity.group,
+            "action": denial.action,
+            "resource": denial.resource,
+            "operation": operation,
+            "message": message,
+        }
+        if note:
+            record["note"] = note
+        self.audit.denied(record)
+        log.warning("IAM %s: %s", "denied" if self.mode == "enforce" else "audit (would deny)", message)
 
 
 def _policy_type(resource: str) -> str:

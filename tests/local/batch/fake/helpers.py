@@ -38,6 +38,10 @@ def assert_shape(value: Any, shape: Shape, path: str = "$") -> None:
     elif kind == "string":
         assert isinstance(value, str), f"{path}: expected a string, got {value!r}"
         enum = shape.enum
+        # RetryAction is case-insensitive and AWS returns it lower-cased
+        # (https://docs.aws.amazon.com/batch/latest/APIReference/API_EvaluateOnExit.html).
+        if shape.name == "RetryAction":
+            value = value.upper()
         assert not enum or value in enum, f"{path}: {value!r} not in {enum}"
     elif kind in ("integer", "long"):
         assert isinstance(value, int) and not isinstance(value, bool), (

@@ -50,6 +50,7 @@ def test_duplicate_names_are_rejected(batch):
         "Object already exists",
         computeEnvironmentName="ce",
         type="UNMANAGED",
+        serviceRole="arn:aws:iam::123456789012:role/batch",
     )
     batch.queue("q")
     assert_client_exception(

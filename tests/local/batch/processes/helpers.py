@@ -32,6 +32,8 @@ class Harness:
                 "maxvCpus": max_vcpus,
                 "subnets": ["subnet-1"],
                 "securityGroupIds": ["sg-1"],
+                # required for EC2 and Spot resources (API_ComputeResource)
+                **({"instanceRole": "ecsInstanceRole"} if kind in ("EC2", "SPOT") else {}),
             },
             **extra,
         )["computeEnvironmentArn"]
@@ -116,3 +118,15 @@ def batch_client(port: int) -> Any:
         aws_access_key_id="testing",
         aws_secret_access_key="testing",
     )
+
+
+def in_region(batch: Harness, region: str) -> Harness:
+    """The same engine through a client signing for another region (Batch is regional)."""
+    client = boto3.client(
+        "batch",
+        endpoint_url=batch.client.meta.endpoint_url,
+        region_name=region,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+    return Harness(batch.engine, batch.executor, batch.events, client)
