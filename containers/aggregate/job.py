@@ -20,9 +20,11 @@ import pyarrow as pa
 import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 from botocore.client import BaseClient
+from ingest.job import chunk_bytes
+from ingest.splits import read_split
 from jobkit import s3 as s3io
 from jobkit.context import JobContext
-from jobkit.errors import JobError
+from jobkit.errors import BadInput, JobError
 from jobkit.keys import (
     INCOMPLETE_MARKER,
     RESULT_CSV,
@@ -33,11 +35,21 @@ from jobkit.keys import (
     partial_key,
     partials_prefix,
     shard_index_key,
+    split_rejects_prefix,
 )
 from jobkit.log import JsonLogger, Stopwatch, utc_now
-from jobkit.manifest import Manifest, ShardIndex
+from jobkit.manifest import (
+    MAX_REJECT_EXAMPLES,
+    ByteRange,
+    Manifest,
+    Rejections,
+    ShardIndex,
+    Split,
+    SplitIndex,
+    SplitRejects,
+)
 from jobkit.options import Options
-from jobkit.partials import ROWS, finalize, merge_partials
+from jobkit.partials import ROWS, finalize, merge_partials, partial_from_rows
 from jobkit.workdir import read_manifest
 
 ALLOW_MISSING_VARIABLE = "SLUICE_ALLOW_MISSING_SHARDS"
@@ -58,8 +70,15 @@ def run(ctx: JobContext, log: JsonLogger) -> None:
     present = [i for i in range(manifest.shard_count) if i not in set(missing)]
     merged, stats = _merge_all(s3, work, ctx.work_prefix, present, options)
     merged_rows = sum(merged[ROWS].to_pylist())
-    rows_missing = _rows_of(s3, work, ctx.work_prefix, missing)
-    if merged_rows + rows_missing != manifest.rows:
+    rows_missing: int | None
+    if manifest.split_index_key is not None:
+        merged, counts = _check_splits(ctx, log, s3, manifest, merged, stats, missing)
+        merged_rows = sum(merged[ROWS].to_pylist())
+        manifest = manifest.model_copy(update=counts)
+        rows_missing = None  # a split's rows are counted only by the child that reads it
+    else:
+        rows_missing = _rows_of(s3, work, ctx.work_prefix, missing)
+    if merged_rows + (rows_missing or 0) != manifest.rows:
         raise JobError(
             f"partials cover {merged_rows} rows (and missing shards {rows_missing}) but the manifest "
             f"promises {manifest.rows}: stale or foreign partials under {partials_prefix(ctx.work_prefix)}"
@@ -89,6 +108,93 @@ def run(ctx: JobContext, log: JsonLogger) -> None:
         partials=manifest.shard_count,
         seconds=clock.seconds(),
     )
+
+
+def _check_splits(
+    ctx: JobContext,
+    log: JsonLogger,
+    s3: BaseClient,
+    manifest: Manifest,
+    merged: pa.Table,
+    stats: list[dict[str, str]],
+    missing: list[int],
+) -> tuple[pa.Table, dict[str, object]]:
+    """A split run: the row counts the children found, and the whole input's bad-row budget.
+
+    When a split ended inside a quoted field, the splits after it began mid-record: their
+    partials are discarded and the input is read here in one pass (ingest/splits.py).
+    """
+    bucket = ctx.work_bucket
+    assert manifest.split_index_key is not None
+    rejects: list[SplitRejects] = []
+    if any(s.get("spill") == "true" for s in stats):
+        log.warning("a quoted field crosses a split boundary: reading the input in one pass")
+        index = SplitIndex.model_validate(s3io.read_json(s3, bucket, manifest.split_index_key))
+        whole = index.model_copy(
+            update={
+                "splits": [
+                    Split(
+                        ranges=[
+                            ByteRange(input=n, start=i.data_start, end=i.size)
+                            for n, i in enumerate(index.inputs)
+                        ]
+                    )
+                ]
+            }
+        )
+        tables: list[pa.Table] = []
+        result = read_split(s3, whole, 0, manifest, tables.append, chunk_bytes(ctx))
+        merged = merge_partials(
+            pa.concat_tables([partial_from_rows(pa.concat_tables(tables), manifest.options)])
+            if tables
+            else merged.slice(0, 0),
+            manifest.options,
+        )
+        rows, rows_read = result.rows, result.rows_read
+        rejects = [result.rejects] if result.rejects is not None else []
+    else:
+        rows = sum(int(s.get("rows", 0)) for s in stats)
+        rows_read = sum(int(s.get("rows_read", 0)) for s in stats)
+        keys = sorted(s3io.list_keys(s3, bucket, split_rejects_prefix(ctx.work_prefix)))
+        rejects = [SplitRejects.model_validate(s3io.read_json(s3, bucket, key)) for key in keys]
+    for record in rejects:
+        if record.fatal is not None:  # a child stopped on it: tolerating its gap would hide it
+            raise BadInput(record.fatal)
+    count = sum(r.count for r in rejects)
+    by_reason: dict[str, int] = {}
+    for record in rejects:
+        for reason, n in record.by_reason.items():
+            by_reason[reason] = by_reason.get(reason, 0) + n
+    examples = [e for r in rejects for e in r.examples][:MAX_REJECT_EXAMPLES]
+    many = manifest.input_count > 1
+    if count:
+        first = (
+            f"{examples[0].key + ': ' if many else ''}line {examples[0].line}: {examples[0].reason}"
+            if examples
+            else f"{count} malformed rows ({', '.join(sorted(by_reason))})"
+        )
+        fraction = count / rows_read if rows_read else 1.0
+        limit = manifest.options.max_bad_row_fraction
+        if limit == 0:
+            raise BadInput(f"{first} (max_bad_row_fraction is 0)")
+        if fraction > limit:
+            raise BadInput(
+                f"{count} of {rows_read} rows rejected ({fraction:.2%}), more than "
+                f"max_bad_row_fraction {limit}; first: {first}"
+            )
+    if rows == 0 and not missing:
+        raise BadInput(
+            f"no valid rows: all {count} rows were rejected"
+            if count
+            else "input has a header row but no data rows"
+        )
+    counts: dict[str, object] = {
+        "rows": rows,
+        "rows_read": rows_read,
+        "rows_rejected": count,
+        "rejected": Rejections(count=count, by_reason=by_reason, examples=list(examples)),
+    }
+    return merged, counts
 
 
 def _check_partials(s3: BaseClient, bucket: str, work_prefix: str, count: int, allowed: int) -> list[int]:

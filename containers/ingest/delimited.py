@@ -18,6 +18,7 @@ import csv
 import re
 from collections import Counter
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Literal
 
 import pyarrow as pa
@@ -43,6 +44,16 @@ SAMPLE_BYTES = 64 * 1024  # what delimiter detection looks at after the header
 SAMPLE_LINES = 200
 
 
+@dataclass(frozen=True)
+class Resume:
+    """How to read a split of an object whose head the planner already read."""
+
+    delimiter: str
+    input_columns: list[str]
+    schema: pa.Schema
+    first_line: int  # the physical line number of the split's first byte
+
+
 class DelimitedReader:
     def __init__(
         self,
@@ -52,6 +63,7 @@ class DelimitedReader:
         rejects: RejectTracker,
         encoding: TextEncoding | None = None,
         chunk_bytes: int = CHUNK_BYTES,
+        resume: Resume | None = None,
     ) -> None:
         self.format = fmt
         self._options = options
@@ -68,18 +80,26 @@ class DelimitedReader:
             self._paths.add("escape")
         if options.comment is not None:
             self._paths.add("comments")
-        self._lines = LineChunker(src, chunk_bytes)
-        first_line, first = self._first_row()
-        self._delimiter = self._choose_delimiter(first)
-        if options.header:
-            self._lines.read_line()
-            self.input_columns = self._split_header(first_line, first)
-        else:
-            assert options.column_names is not None  # the options' validator requires them
-            self._check_not_header(first_line, first, options.column_names)
-            self.input_columns = list(options.column_names)
-        check_present(self.input_columns, options, self._hint(first_line))
-        check_unique(self.input_columns, options)
+        self._lines = LineChunker(src, chunk_bytes, first_line=resume.first_line if resume else 1)
+        if resume is None:
+            first_line, first = self._first_row()
+            self._delimiter = self._choose_delimiter(first)
+            if options.header:
+                self._lines.read_line()
+                self.input_columns = self._split_header(first_line, first)
+            else:
+                assert options.column_names is not None  # the options' validator requires them
+                self._check_not_header(first_line, first, options.column_names)
+                self.input_columns = list(options.column_names)
+            check_present(self.input_columns, options, self._hint(first_line))
+            check_unique(self.input_columns, options)
+        else:  # a split: the planner fixed the dialect and the columns from the object's head
+            self._delimiter = resume.delimiter
+            self.input_columns = list(resume.input_columns)
+        # Bytes of the decoded stream before the first data record (skipped rows, header).
+        self.data_offset = self._lines.consumed
+        # Physical lines before the first data record.
+        self.lines_before_data = self._lines.next_line - 1
         wanted = set(options.columns())
         # Unneeded columns get private names: pyarrow wants unique names, headers need not be.
         self._names = [n if n in wanted else f"__unused{i}" for i, n in enumerate(self.input_columns)]
@@ -94,7 +114,7 @@ class DelimitedReader:
         self._null_values = [] if options.trim_whitespace else options.null_values
         self._chunks = self._lines.chunks()
         self._first = next(self._chunks, None)
-        self.schema = self._sniff_schema()
+        self.schema = resume.schema if resume is not None else self._sniff_schema()
         self.rows_accepted = 0
 
     # --- the first rows: preamble, comments, header, delimiter ---
@@ -338,6 +358,14 @@ class DelimitedReader:
         return parse_chunk(
             self._parse_segment, data, chunk.first_line, want_examples, self._record_starts, parsed
         )
+
+    def sample_spans_lines(self) -> bool:
+        """Whether a record of the first chunk holds a line break inside a quoted field."""
+        if self._first is None or self._quote is None or self._quote.encode() not in self._first.data:
+            return False
+        data = self._prepare(self._first.data)
+        starts, open_end = self._scan(data)
+        return open_end or len(starts) - 1 < data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
 
     def _may_end_in_quotes(self, data: bytes) -> bool:
         """False when the chunk surely ends outside quotes (an even number of quote characters)."""

@@ -6,6 +6,7 @@ and on bad input it removes the shards it wrote.
 
 from __future__ import annotations
 
+import io
 import math
 import tempfile
 from contextlib import closing
@@ -15,7 +16,7 @@ from botocore.client import BaseClient
 from jobkit import s3 as s3io
 from jobkit.context import JobContext
 from jobkit.errors import BadInput, JobError
-from jobkit.keys import manifest_key, shard_index_key, shards_prefix
+from jobkit.keys import manifest_key, shard_index_key, shards_prefix, split_index_key
 from jobkit.log import JsonLogger, Stopwatch, utc_now
 from jobkit.manifest import (
     MAX_MANIFEST_BYTES,
@@ -23,7 +24,10 @@ from jobkit.manifest import (
     MAX_RECORDED_INPUTS,
     InputRef,
     Manifest,
+    Rejections,
     ShardIndex,
+    SplitIndex,
+    SplitInput,
     Timing,
 )
 from jobkit.options import Options
@@ -38,6 +42,14 @@ from ingest.rejects import RejectTracker
 from ingest.schema import describe
 from ingest.shards import ShardWriter
 from ingest.sniff import choose_format, sniff_text
+from ingest.splits import (
+    SPLIT_FORMATS,
+    UTF8_BOM_BYTES,
+    open_head,
+    plan_splits,
+    split_size,
+    why_not_splittable,
+)
 from ingest.streams import GZIP_MAGIC, CountingSource, Gunzip, Peekable
 
 Reader = DelimitedReader | JsonLinesReader | ParquetReader
@@ -90,6 +102,11 @@ def _ingest(
     clock = Stopwatch()
     inputs = resolve_inputs(s3, source)
     many = len(inputs) > 1 or inputs[0] is not source
+    planned = _plan_splits(
+        ctx, log, s3, source, inputs, many, options, ctx.split_target_bytes(), max_shards, clock
+    )
+    if planned is not None:
+        return planned
     rejects = RejectTracker(options.max_bad_row_fraction)
     first: Reader | None = None
     first_fmt, gzipped, bytes_read, rows, shard_bytes = "", False, 0, 0, target
@@ -112,7 +129,7 @@ def _ingest(
                     fmt = fmt or sniff_text(text.peek(64 * 1024))
                     log.info("reading input", input=item.uri(), size=obj.size, format=fmt, gzip=item_gzipped)
                     try:
-                        reader = _reader(fmt, text, options, rejects, tmpdir, encoding, _chunk_bytes(ctx))
+                        reader = _reader(fmt, text, options, rejects, tmpdir, encoding, chunk_bytes(ctx))
                         if first is None:
                             first, first_fmt, gzipped = reader, fmt, item_gzipped
                             # Shards grow beyond the target when the input is so large that
@@ -201,6 +218,123 @@ def _ingest(
     )
 
 
+def _plan_splits(
+    ctx: JobContext,
+    log: JsonLogger,
+    s3: BaseClient,
+    source: InputRef,
+    inputs: list[InputRef],
+    many: bool,
+    options: Options,
+    target: int,
+    max_shards: int,
+    clock: Stopwatch,
+) -> Manifest | None:
+    """A split run's manifest, from the head of each object; None: read in one pass instead.
+
+    Anything unusual (a gzip, another format, an error in an object's head) takes the one-pass
+    path, which reports errors as it always has; so does an input of at most one shard target.
+    """
+    if options.format not in (None, *SPLIT_FORMATS):
+        return None
+    if many and sum(i.size or 0 for i in inputs) <= target:
+        return None  # sizes as listed: small runs are not worth planning
+    first: DelimitedReader | None = None
+    planned: list[SplitInput] = []
+    bytes_read = 0
+    for item in inputs:
+        head = open_head(s3, item)
+        if head is None:
+            return None
+        bytes_read += len(head.data)
+        if not many and head.size <= target:
+            return None
+        try:
+            raw = Peekable(io.BytesIO(head.data))
+            if raw.peek(2) == GZIP_MAGIC:
+                return None
+            fmt = choose_format(item.key, options.format, raw.peek(4), False)
+            decoded, encoding = open_text(raw, options.encoding)
+            text = decoded if isinstance(decoded, Peekable) else Peekable(decoded)
+            fmt = fmt or sniff_text(text.peek(64 * 1024))
+            if fmt not in SPLIT_FORMATS:
+                return None
+            reader = DelimitedReader(text, fmt, options, RejectTracker(1.0), encoding, chunk_bytes(ctx))
+        except BadInput:
+            return None
+        why = why_not_splittable(reader, fmt, False, encoding, options)
+        if why is not None:
+            log.info("input read in one pass", input=item.uri(), reason=why)
+            return None
+        if first is not None and (fmt != first.format or reader.input_columns != first.input_columns):
+            return None  # the one-pass path names the mismatch
+        first = first or reader
+        planned.append(
+            SplitInput(
+                bucket=item.bucket,
+                key=item.key,
+                versionId=head.version_id,
+                etag=head.etag,
+                size=head.size,
+                data_start=reader.data_offset + (UTF8_BOM_BYTES if encoding.bom else 0),
+                lines_before_data=reader.lines_before_data,
+            )
+        )
+    assert first is not None
+    data_bytes = sum(p.size - p.data_start for p in planned)
+    size = split_size(data_bytes, target, max_shards)
+    splits = plan_splits(planned, size)
+    if not splits:
+        return None  # no data at all: the one-pass path says so
+    index = SplitIndex(
+        run_id=ctx.run_id,
+        format=first.format,
+        input_columns=first.input_columns,
+        inputs=planned,
+        splits=splits,
+    )
+    key = split_index_key(ctx.work_prefix)
+    s3io.put_bytes(s3, ctx.work_bucket, key, index.model_dump_json().encode(), "application/json")
+    log.info("splits planned", splits=len(splits), split_bytes=size, inputs=len(planned), bytes=data_bytes)
+    seconds = clock.seconds()
+    recorded = [
+        item.model_copy(update={"size": p.size, "etag": p.etag})
+        for item, p in zip(inputs, planned, strict=True)
+    ]
+    return Manifest(
+        run_id=ctx.run_id,
+        input=source,
+        inputs=recorded[:MAX_RECORDED_INPUTS] if many else None,
+        input_count=len(planned),
+        format=first.format,
+        compression=None,
+        dialect=first.dialect,
+        options=options,
+        input_column_count=len(first.input_columns),
+        input_columns=[c[:100] for c in first.input_columns[:MAX_RECORDED_INPUT_COLUMNS]],
+        columns=describe(first.schema, options),
+        shard_count=len(splits),
+        max_failed_shards=math.floor(options.max_failed_shard_fraction * len(splits)),
+        shards_prefix=shards_prefix(ctx.work_prefix),
+        shard_index_key=shard_index_key(ctx.work_prefix),
+        split_index_key=key,
+        rows=None,
+        rows_read=None,
+        rows_rejected=None,
+        rejected=Rejections(),
+        bytes_read=bytes_read,
+        bytes_written=0,
+        timings=Timing(
+            started_at=clock.started_at,
+            finished_at=utc_now(),
+            seconds=seconds,
+            detail={"split_bytes": float(size), "planned_bytes": float(data_bytes)},
+        ),
+        job_id=ctx.batch.job_id,
+        attempt=ctx.batch.attempt,
+    )
+
+
 def _match_first(
     reader: Reader, fmt: str, first: Reader, first_fmt: str, item: InputRef, head: InputRef
 ) -> None:
@@ -257,7 +391,7 @@ def _reader(
     return DelimitedReader(text, fmt, options, rejects, encoding, chunk_bytes)
 
 
-def _chunk_bytes(ctx: JobContext) -> int:
+def chunk_bytes(ctx: JobContext) -> int:
     raw = ctx.env.get(CHUNK_BYTES_VARIABLE)
     if not raw:
         return CHUNK_BYTES

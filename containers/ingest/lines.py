@@ -33,7 +33,11 @@ class Chunk:
 
 class LineChunker:
     def __init__(
-        self, src: ByteSource, chunk_bytes: int = CHUNK_BYTES, max_line_bytes: int = MAX_LINE_BYTES
+        self,
+        src: ByteSource,
+        chunk_bytes: int = CHUNK_BYTES,
+        max_line_bytes: int = MAX_LINE_BYTES,
+        first_line: int = 1,
     ) -> None:
         self._src = src
         self._chunk = chunk_bytes
@@ -41,7 +45,8 @@ class LineChunker:
         self._buf = b""
         self._eof = False
         self._line_end = 0  # where peek_line found the line's end
-        self.next_line = 1
+        self.next_line = first_line  # a split starts at a line of the object, not at 1
+        self.consumed = 0  # bytes taken by read_line: where the data starts after header lines
 
     def _fill(self, want: int) -> None:
         parts = [self._buf]
@@ -71,6 +76,7 @@ class LineChunker:
         """The next line without its line ending; None at the end of the input."""
         line = self.peek_line()
         if line is not None:
+            self.consumed += min(self._line_end + 1, len(self._buf))
             self._buf = self._buf[self._line_end + 1 :]
             self.next_line += 1
         return line

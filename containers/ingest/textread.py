@@ -13,6 +13,17 @@ from ingest.lines import MAX_LINE_BYTES, Chunk, MiB
 from ingest.rejects import ChunkResult, Parser, RejectTracker, parse_chunk
 
 WORKERS = 2
+
+
+class UnclosedQuoteError(BadInput):
+    """The input ends inside a quoted field. For a split other than an object's last, this
+    means the split's end fell inside a quoted field that holds a line break (splits.py)."""
+
+    def __init__(self, message: str, line: int) -> None:
+        super().__init__(message)
+        self.line = line
+
+
 # Chunks parsed ahead of the shard writer; with 4 MiB chunks this bounds memory to a few
 # tens of MiB whatever the input size.
 IN_FLIGHT = 4
@@ -60,9 +71,10 @@ def parse_in_order(
                     following = next(source, None)
                     exhausted = following is None
                 if following is None:
-                    raise BadInput(
+                    raise UnclosedQuoteError(
                         f"line {result.open_line}: a quoted field opens here and is not closed by the "
-                        f"end of the input (an unbalanced {quote}? set quote to null if fields are not quoted)"
+                        f"end of the input (an unbalanced {quote}? set quote to null if fields are not quoted)",
+                        result.open_line,
                     )
                 chunk = chunk.joined(following)
                 if len(chunk.data) > 2 * MAX_LINE_BYTES:

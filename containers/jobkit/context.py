@@ -18,6 +18,7 @@ DEFAULT_SHARD_TARGET_MB = 64.0
 # The stack's DefaultOptions parameter: options every run gets unless its own options say otherwise.
 DEFAULT_OPTIONS_VARIABLE = "SLUICE_DEFAULT_OPTIONS"
 DEFAULT_MAX_SHARDS = 10_000
+DEFAULT_SPLIT_TARGET_MB = 64.0
 # Batch array jobs have at most 10,000 children, so more shards could never be transformed.
 ARRAY_SIZE_LIMIT = 10_000
 
@@ -94,6 +95,18 @@ class JobContext:
             raise JobError(f"SLUICE_SHARD_TARGET_MB is not a number: {raw!r}") from None
         if not mb > 0:
             raise JobError(f"SLUICE_SHARD_TARGET_MB must be positive, got {raw!r}")
+        return max(1, int(mb * 1024 * 1024))
+
+    def split_target_bytes(self) -> int:
+        """Bytes of input per transform child of a split run (ingest/splits.py); a smaller input
+        is read in one pass."""
+        raw = self.env.get("SLUICE_SPLIT_TARGET_MB") or str(DEFAULT_SPLIT_TARGET_MB)
+        try:
+            mb = float(raw)
+        except ValueError:
+            raise JobError(f"SLUICE_SPLIT_TARGET_MB is not a number: {raw!r}") from None
+        if not mb > 0:
+            raise JobError(f"SLUICE_SPLIT_TARGET_MB must be positive, got {raw!r}")
         return max(1, int(mb * 1024 * 1024))
 
     def max_shards(self) -> int:

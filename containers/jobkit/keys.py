@@ -27,6 +27,18 @@ def shard_index_key(work_prefix: str) -> str:
     return f"{work_prefix}shards/index.json"
 
 
+def split_index_key(work_prefix: str) -> str:
+    return f"{work_prefix}splits/index.json"
+
+
+def split_rejects_prefix(work_prefix: str) -> str:
+    return f"{work_prefix}splits/rejects-"
+
+
+def split_rejects_key(work_prefix: str, index: int) -> str:
+    return f"{split_rejects_prefix(work_prefix)}{index:05d}.json"
+
+
 def partials_prefix(work_prefix: str) -> str:
     return f"{work_prefix}partials/"
 

@@ -95,6 +95,59 @@ class Dialect(BaseModel):
     paths: list[str] = Field(default_factory=list)
 
 
+class SplitInput(BaseModel):
+    """One object of a split run, pinned to the version the planner read."""
+
+    bucket: str
+    key: str
+    versionId: str | None = None
+    etag: str
+    size: int
+    data_start: int  # byte offset of the first data record (after BOM, skipped rows, header)
+    lines_before_data: int  # physical lines before data_start: line numbers start after them
+
+
+class ByteRange(BaseModel):
+    """Bytes [start, end) of inputs[input]: the records that start in it are read here."""
+
+    input: int
+    start: int
+    end: int
+
+
+class Split(BaseModel):
+    """What one transform child reads: one range of a large object, or several small objects."""
+
+    ranges: list[ByteRange]
+
+
+class SplitIndex(BaseModel):
+    """`work/<run>/splits/index.json`: what each transform child of a split run reads.
+
+    Written by the planner (ingest) before the manifest; array child i parses splits[i].
+    """
+
+    run_id: str
+    format: str
+    input_columns: list[str]  # all of them (the manifest records at most 200)
+    inputs: list[SplitInput]
+    splits: list[Split]
+
+
+class KeyedRejectExample(RejectExample):
+    key: str  # the object the line is in
+
+
+class SplitRejects(BaseModel):
+    """`work/<run>/splits/rejects-<i>.json`: split i's rejected rows, lines counted in the whole object."""
+
+    split: int
+    count: int
+    by_reason: dict[str, int]
+    examples: list[KeyedRejectExample]
+    fatal: str | None = None  # a problem that stops reading (e.g. an over-long line), exact
+
+
 class RerunPlan(BaseModel):
     """`work/<run>/reruns/<execution>.json`: the shards a rerun transforms (their partials are missing).
 
@@ -129,11 +182,14 @@ class Manifest(BaseModel):
     max_failed_shards: int = 0
     shards_prefix: str
     shard_index_key: str
-    rows: int  # rows accepted into the shards
-    rows_read: int  # rows accepted + rows rejected
-    rows_rejected: int
+    # A split run (ingest planned byte ranges; transform children parse them): where the plan is.
+    # The row counts below are then unknown until aggregate adds up what the children read.
+    split_index_key: str | None = None
+    rows: int | None  # rows accepted into the shards
+    rows_read: int | None  # rows accepted + rows rejected
+    rows_rejected: int | None
     rejected: Rejections
-    bytes_read: int  # bytes of the input object as stored (compressed if gzip)
+    bytes_read: int  # bytes of the input object as stored (compressed if gzip); a split run: planner's reads
     bytes_written: int  # total size of the shards
     timings: Timing
     job_id: str | None = None

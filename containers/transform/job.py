@@ -18,12 +18,14 @@ import tempfile
 import pyarrow as pa
 import pyarrow.parquet as pq
 from botocore.client import BaseClient
+from ingest.job import chunk_bytes
+from ingest.splits import read_split
 from jobkit import s3 as s3io
 from jobkit.context import JobContext
-from jobkit.errors import JobError
-from jobkit.keys import partial_key, shard_key
+from jobkit.errors import BadInput, JobError
+from jobkit.keys import partial_key, shard_key, split_rejects_key
 from jobkit.log import JsonLogger, Stopwatch
-from jobkit.manifest import RerunPlan
+from jobkit.manifest import Manifest, RerunPlan, SplitIndex, SplitRejects
 from jobkit.options import Options
 from jobkit.partials import merge_partials, partial_from_rows
 from jobkit.workdir import read_manifest
@@ -46,18 +48,14 @@ def run(ctx: JobContext, log: JsonLogger) -> None:
     options = manifest.options  # the spec the shards were built for, as ingest recorded it
     # Faults belong to this execution, not to the run's spec: a rerun without them runs clean.
     _inject_faults(ctx.options(), index, log)
-    key = shard_key(ctx.work_prefix, index)
-    with tempfile.TemporaryFile(prefix="sluice-shard-") as local:
-        try:
-            s3io.download_to(s3, bucket, key, local)
-        except s3io.NotFound:
-            # Ingest wrote every shard before its manifest; a missing one is a pipeline fault.
-            raise JobError(f"shard s3://{bucket}/{key} does not exist (did ingest finish?)") from None
-        local.seek(0)
-        partial, rows = aggregate_shard(pq.ParquetFile(local), options)
+    if manifest.split_index_key is not None:
+        partial, rows, stats = _split_partial(ctx, log, s3, manifest, index)
+    else:
+        partial, rows = _shard_partial(s3, bucket, ctx, index, options)
+        stats = {}
     data = partial_bytes(partial)
     seconds = clock.seconds()
-    stats = {"rows": str(rows), "groups": str(partial.num_rows), "seconds": str(seconds)}
+    stats.update({"rows": str(rows), "groups": str(partial.num_rows), "seconds": str(seconds)})
     stats["attempt"] = str(ctx.batch.attempt)
     s3io.put_bytes(
         s3, bucket, partial_key(ctx.work_prefix, index), data, "application/vnd.apache.parquet", stats
@@ -71,6 +69,70 @@ def run(ctx: JobContext, log: JsonLogger) -> None:
         seconds=seconds,
         rows_per_second=round(rows / seconds, 1) if seconds else None,
     )
+
+
+def _shard_partial(
+    s3: BaseClient, bucket: str, ctx: JobContext, index: int, options: Options
+) -> tuple[pa.Table, int]:
+    key = shard_key(ctx.work_prefix, index)
+    with tempfile.TemporaryFile(prefix="sluice-shard-") as local:
+        try:
+            s3io.download_to(s3, bucket, key, local)
+        except s3io.NotFound:
+            # Ingest wrote every shard before its manifest; a missing one is a pipeline fault.
+            raise JobError(f"shard s3://{bucket}/{key} does not exist (did ingest finish?)") from None
+        local.seek(0)
+        return aggregate_shard(pq.ParquetFile(local), options)
+
+
+def _split_partial(
+    ctx: JobContext, log: JsonLogger, s3: BaseClient, manifest: Manifest, number: int
+) -> tuple[pa.Table, int, dict[str, str]]:
+    """Parse split `number` of the input (ingest/splits.py) straight into a partial.
+
+    Rejected rows go to `splits/rejects-<i>.json` for aggregate, which enforces
+    max_bad_row_fraction over the whole input; a stale one from an earlier attempt is removed.
+    """
+    bucket = ctx.work_bucket
+    assert manifest.split_index_key is not None
+    index = SplitIndex.model_validate(s3io.read_json(s3, bucket, manifest.split_index_key))
+    if number >= len(index.splits):
+        raise JobError(f"split {number} is out of range: the plan lists {len(index.splits)}")
+    rejects_key = split_rejects_key(ctx.work_prefix, number)
+    s3.delete_object(Bucket=bucket, Key=rejects_key)
+    options = manifest.options
+    partials: list[pa.Table] = []
+    pending: list[pa.Table] = []
+    pending_rows = 0
+
+    def consume(table: pa.Table) -> None:
+        nonlocal pending_rows
+        pending.append(table)
+        pending_rows += table.num_rows
+        if pending_rows >= BATCH_ROWS:
+            partials.append(partial_from_rows(pa.concat_tables(pending), options))
+            pending.clear()
+            pending_rows = 0
+
+    try:
+        result = read_split(s3, index, number, manifest, consume, chunk_bytes(ctx))
+    except BadInput as exc:
+        fatal = SplitRejects(split=number, count=0, by_reason={}, examples=[], fatal=str(exc))
+        s3io.put_json(s3, bucket, rejects_key, fatal.model_dump())
+        raise
+    if pending or not partials:
+        empty = [
+            pa.schema([pa.field(c.name, pa.type_for_alias(c.type)) for c in manifest.columns]).empty_table()
+        ]
+        partials.append(partial_from_rows(pa.concat_tables(pending or empty), options))
+    if result.rejects is not None:
+        s3io.put_json(s3, bucket, rejects_key, result.rejects.model_dump())
+        log.warning("rows rejected", split=number, rejected=result.rejects.count)
+    stats = {"rows_read": str(result.rows_read), "bytes_read": str(result.bytes_read)}
+    if result.spill:
+        stats["spill"] = "true"
+        log.warning("split ended inside a quoted field; aggregate reads the input in one pass", split=number)
+    return merge_partials(pa.concat_tables(partials), options), result.rows, stats
 
 
 def _shard_index(s3: BaseClient, bucket: str, ctx: JobContext) -> int:
