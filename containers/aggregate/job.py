@@ -154,7 +154,7 @@ def _check_splits(
         rejects = [result.rejects] if result.rejects is not None else []
     else:
         rows = sum(int(s.get("rows", 0)) for s in stats)
-        rows_read = sum(int(s.get("rows_read", 0)) for s in stats)
+        rows_read = sum(int(s.get("rows-read", 0)) for s in stats)
         keys = sorted(s3io.list_keys(s3, bucket, split_rejects_prefix(ctx.work_prefix)))
         rejects = [SplitRejects.model_validate(s3io.read_json(s3, bucket, key)) for key in keys]
     for record in rejects:

@@ -102,9 +102,10 @@ def _ingest(
     clock = Stopwatch()
     inputs = resolve_inputs(s3, source)
     many = len(inputs) > 1 or inputs[0] is not source
-    planned = _plan_splits(
-        ctx, log, s3, source, inputs, many, options, ctx.split_target_bytes(), max_shards, clock
-    )
+    split_target = ctx.split_target_bytes()
+    if options.split_target_mb is not None:
+        split_target = max(1, int(options.split_target_mb * 1024 * 1024))
+    planned = _plan_splits(ctx, log, s3, source, inputs, many, options, split_target, max_shards, clock)
     if planned is not None:
         return planned
     rejects = RejectTracker(options.max_bad_row_fraction)

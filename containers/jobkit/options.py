@@ -45,6 +45,9 @@ class Options(BaseModel):
     # Per-run override of the stack's ShardTargetMb (SLUICE_SHARD_TARGET_MB): controls the fan-out
     # of one run without redeploying, e.g. to try a file with more, smaller transform children.
     shard_target_mb: float | None = Field(default=None, gt=0.0, le=1024.0)
+    # Per-run override of SLUICE_SPLIT_TARGET_MB: input bytes per transform child of a split run
+    # (docs/splits.md); an input of at most this size is read in one pass.
+    split_target_mb: float | None = Field(default=None, gt=0.0, le=102400.0)
     # Fault injection for testing retry strategies and notifications: transform exits 1 with
     # "injected failure for shard N" for these indexes ...
     fail_shards: list[NonNegativeInt] = Field(default_factory=list)

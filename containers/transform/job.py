@@ -128,7 +128,8 @@ def _split_partial(
     if result.rejects is not None:
         s3io.put_json(s3, bucket, rejects_key, result.rejects.model_dump())
         log.warning("rows rejected", split=number, rejected=result.rejects.count)
-    stats = {"rows_read": str(result.rows_read), "bytes_read": str(result.bytes_read)}
+    # Dashes, not underscores: a WSGI server cannot tell the two apart in header names.
+    stats = {"rows-read": str(result.rows_read), "bytes-read": str(result.bytes_read)}
     if result.spill:
         stats["spill"] = "true"
         log.warning("split ended inside a quoted field; aggregate reads the input in one pass", split=number)
