@@ -62,6 +62,11 @@ class BatchApi:
             "ListJobs": self._locked(lambda body: queries.list_jobs(self._scheduler, body)),
             "CancelJob": self._cancel_job,
             "TerminateJob": self._terminate_job,
+            "CreateSchedulingPolicy": self._create_scheduling_policy,
+            "DescribeSchedulingPolicies": self._locked(lambda body: self._registry.describe_policies(body)),
+            "ListSchedulingPolicies": self._locked(lambda body: self._registry.list_policies(body)),
+            "UpdateSchedulingPolicy": self._update_scheduling_policy,
+            "DeleteSchedulingPolicy": self._delete_scheduling_policy,
             "TagResource": self._tag_resource,
             "UntagResource": self._untag_resource,
             "ListTagsForResource": self._list_tags_for_resource,
@@ -154,6 +159,25 @@ class BatchApi:
             self._registry.deregister_definition(body)
             return {}
 
+    # -- scheduling policies (fairshare.py) -------------------------------------------------------------
+
+    def _create_scheduling_policy(self, body: dict[str, Any]) -> dict[str, Any]:
+        _check_tags(body.get("tags") or {})
+        with self._scheduler.cond:
+            policy = self._registry.create_policy(body)
+            return {"name": policy.name, "arn": policy.arn}
+
+    def _update_scheduling_policy(self, body: dict[str, Any]) -> dict[str, Any]:
+        with self._scheduler.cond:
+            self._registry.update_policy(body)
+            self._scheduler.resources_changed()  # new weights may start other jobs
+            return {}
+
+    def _delete_scheduling_policy(self, body: dict[str, Any]) -> dict[str, Any]:
+        with self._scheduler.cond:
+            self._registry.delete_policy(body)
+            return {}
+
     # -- jobs ------------------------------------------------------------------------------------------
 
     def _submit_job(self, body: dict[str, Any]) -> dict[str, Any]:
@@ -201,7 +225,7 @@ class BatchApi:
             return {"tags": dict(self._tags_of(body["resourceArn"]))}
 
     def _tags_of(self, arn: str) -> dict[str, str]:
-        """The live tag map of a compute environment, queue, job definition or job.
+        """The live tag map of a compute environment, queue, job definition, scheduling policy or job.
 
         Array children share their parent's submission, and so its tags.
         """
@@ -220,6 +244,8 @@ class BatchApi:
             return cast(dict[str, str], definition.request.setdefault("tags", {}))
         if kind == "job":
             return self._scheduler.require_job(name).spec.tags
+        if kind == "scheduling-policy":
+            return registry.scheduling_policy(arn).tags
         raise ClientException(f"Resource {arn} not found")
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from sluice.local.batch.executor import LaunchError, LaunchSpec
 from sluice.local.batch.models import Attempt, Job
+from sluice.local.batch.multinode import node_environment
 
 _BASELINE = ("PATH", "HOME", "LANG")
 _CREDENTIALS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
@@ -67,7 +68,7 @@ def build_launch(
             env.pop(name, None)
         role_arn = spec.container.get("jobRoleArn")
         if role_arn:
-            env.update(role_credentials(str(role_arn), job.job_id.replace(":", "-")))
+            env.update(role_credentials(str(role_arn), _session_name(job.job_id)))
     if image is not None:
         env.update(image.env)
     env.update(spec.environment)
@@ -78,6 +79,8 @@ def build_launch(
     if job.index is not None:
         env["AWS_BATCH_JOB_ARRAY_INDEX"] = str(job.index)
         env["AWS_BATCH_JOB_ARRAY_SIZE"] = str(spec.array_size)
+    if job.node_index is not None:
+        env.update(node_environment(job))
     if endpoint_url is not None:
         env["AWS_ENDPOINT_URL"] = endpoint_url
     command = list(spec.command) if spec.command is not None else list(image.cmd if image else [])
@@ -85,3 +88,8 @@ def build_launch(
     if not argv:
         raise LaunchError("no command: the job definition, the overrides and the image give none")
     return LaunchSpec(argv=tuple(argv), env=env, cwd=image.workdir if image else None)
+
+
+def _session_name(job_id: str) -> str:
+    """A role session name from a job ID: array (`:`) and node (`#`) suffixes aren't allowed in one."""
+    return job_id.replace(":", "-").replace("#", "-")

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 if TYPE_CHECKING:
     from sluice.local.batch.executor import RunningProcess
+    from sluice.local.batch.multinode import MultiNodeRun, MultiNodeSpec
     from sluice.local.batch.retry import RetryStrategy
     from sluice.local.batch.timers import TimerHandle
 
@@ -146,6 +147,8 @@ class JobSpec:
     scheduling_priority: int | None
     share_identifier: str | None
     overrides_too_long: bool  # AWS fails such jobs after submission; see submission.py
+    # Multi-node parallel jobs: their nodes (multinode.py); their `resources` are all nodes' together.
+    multinode: MultiNodeSpec | None = None
 
 
 class Attempt:
@@ -194,7 +197,8 @@ class Attempt:
 
 
 class Job:
-    """A job, an array parent, or an array child (``<parent id>:<index>``)."""
+    """A job, an array parent, an array child (``<parent id>:<index>``), or a multi-node parallel
+    job's node (``<job id>#<node index>``)."""
 
     __slots__ = (
         "job_id",
@@ -217,6 +221,8 @@ class Job:
         "is_terminated",
         "summary",
         "summary_updated_at",
+        "node_index",
+        "multinode",
     )
 
     def __init__(
@@ -243,6 +249,10 @@ class Job:
         self.is_terminated = False
         self.summary: dict[str, int] | None = None  # array parents: children per status
         self.summary_updated_at: int | None = None
+        # Multi-node parallel jobs (multinode.py): a node job (``<job id>#<index>``, `parent` its job)
+        # has its node index; the job itself has its nodes.
+        self.node_index: int | None = None
+        self.multinode: MultiNodeRun | None = None
 
     @property
     def arn(self) -> str:

@@ -11,6 +11,7 @@ from typing import Any
 
 from sluice.local.batch.errors import ClientException
 from sluice.local.batch.models import RUNNING, STATUSES, Job
+from sluice.local.batch.multinode import nodes_of
 from sluice.local.batch.paging import paginate
 from sluice.local.batch.render import job_detail, job_summary
 from sluice.local.batch.scheduler import Scheduler
@@ -60,7 +61,7 @@ def _jobs_in_scope(scheduler: Scheduler, request: dict[str, Any]) -> list[Job]:
         parent = scheduler.find_regional_job(request["arrayJobId"])
         return list(parent.children or ()) if parent is not None else []
     if request.get("multiNodeJobId"):
-        return []  # the local engine runs no multi-node parallel jobs
+        return nodes_of(scheduler.find_regional_job(request["multiNodeJobId"]))
     # A queue lists its top-level jobs; array children are listed through arrayJobId.
     return list(scheduler.registry.current().queue(request["jobQueue"]).jobs)
 

@@ -17,8 +17,14 @@ from typing import Any, cast
 
 import botocore.session
 
-from sluice.local.batch import validation
+from sluice.local.batch import multinode, validation
 from sluice.local.batch.errors import ClientException
+from sluice.local.batch.fairshare import (
+    MAX_DESCRIBE_ARNS,
+    SchedulingPolicy,
+    check_fairshare_policy,
+    check_scheduling_priority,
+)
 from sluice.local.batch.models import (
     DISABLED,
     ENABLED,
@@ -27,6 +33,7 @@ from sluice.local.batch.models import (
     JobDefinition,
     JobQueue,
 )
+from sluice.local.batch.multinode import MULTINODE
 from sluice.local.batch.paging import paginate
 from sluice.local.batch.retry import parse_retry_strategy
 from sluice.local.batch.timelimits import check_actions, describe_actions
@@ -79,6 +86,13 @@ class Registries:
     def all(self) -> list[Registry]:
         return list(self._by_region.values())
 
+    def policy_of(self, queue: JobQueue) -> SchedulingPolicy | None:
+        """A queue's fair-share scheduling policy (in the queue's region), None for a FIFO queue."""
+        if queue.scheduling_policy_arn is None:
+            return None
+        region = queue.arn.split(":")[3]
+        return self.region(region).find_policy(queue.scheduling_policy_arn)
+
     def queues_by_priority(self) -> list[JobQueue]:
         """Higher priority first; among equals, the older queue first (all regions)."""
         queues = [queue for registry in self._by_region.values() for queue in registry.queues.values()]
@@ -93,6 +107,7 @@ class Registry:
         self.environments: dict[str, ComputeEnvironment] = {}
         self.queues: dict[str, JobQueue] = {}
         self.definitions: dict[str, list[JobDefinition]] = {}  # name -> revisions in order
+        self.policies: dict[str, SchedulingPolicy] = {}  # scheduling policies by name
 
     def _here(self, ref: str) -> bool:
         """Whether a name or ARN can name a resource of this region (an ARN names its region)."""
@@ -185,6 +200,9 @@ class Registry:
         state = _state(request.get("state", ENABLED))
         order = self._environment_order(request.get("computeEnvironmentOrder"))
         actions = check_actions(request.get("jobStateTimeLimitActions"))
+        policy_arn = request.get("schedulingPolicyArn")
+        if policy_arn is not None:
+            policy_arn = self.scheduling_policy(policy_arn).arn
         if name in self.queues:
             raise ClientException("Object already exists")
         queue = JobQueue(
@@ -193,7 +211,7 @@ class Registry:
             state=state,
             priority=priority,
             ce_order=order,
-            scheduling_policy_arn=request.get("schedulingPolicyArn"),
+            scheduling_policy_arn=policy_arn,
             tags=dict(request.get("tags") or {}),
             created_seq=next(_QUEUE_SEQ),
             time_limit_actions=actions,
@@ -213,17 +231,34 @@ class Registry:
     def update_queue(self, request: dict[str, Any]) -> JobQueue:
         queue = self.queue(request.get("jobQueue", ""))
         actions = check_actions(request.get("jobStateTimeLimitActions"))
+        policy_arn = queue.scheduling_policy_arn
+        if "schedulingPolicyArn" in request:
+            policy_arn = self._replacement_policy(queue, request["schedulingPolicyArn"])
         if "state" in request:
             queue.state = _state(request["state"])
         if "priority" in request:
             queue.priority = _priority(request["priority"])
         if "computeEnvironmentOrder" in request:
             queue.ce_order = self._environment_order(request["computeEnvironmentOrder"])
-        if "schedulingPolicyArn" in request:
-            queue.scheduling_policy_arn = request["schedulingPolicyArn"]
+        queue.scheduling_policy_arn = policy_arn
         if "jobStateTimeLimitActions" in request:
             queue.time_limit_actions = actions
         return queue
+
+    def _replacement_policy(self, queue: JobQueue, ref: Any) -> str:
+        """UpdateJobQueue `schedulingPolicyArn`: a fair-share queue's policy "can be replaced but
+        can't be removed"; a FIFO queue "can't have a fair-share scheduling policy added"
+        (https://docs.aws.amazon.com/batch/latest/APIReference/API_UpdateJobQueue.html,
+        https://docs.aws.amazon.com/batch/latest/APIReference/API_CreateJobQueue.html)."""
+        if queue.scheduling_policy_arn is None:
+            raise ClientException(
+                f"Job queue {queue.name} is a FIFO queue: a scheduling policy can't be added after creation"
+            )
+        if not ref:
+            raise ClientException(
+                f"Job queue {queue.name} has a fair-share scheduling policy: it can be replaced, not removed"
+            )
+        return self.scheduling_policy(str(ref)).arn
 
     def delete_queue(self, request: dict[str, Any]) -> JobQueue:
         # "You must first disable submissions for a queue with the UpdateJobQueue operation."
@@ -264,38 +299,28 @@ class Registry:
     def register_definition(self, request: dict[str, Any]) -> JobDefinition:
         name = validation.check_resource_name(request.get("jobDefinitionName"), "Job definition")
         kind = request.get("type")
-        if kind == "multinode" or request.get("nodeProperties"):
-            raise ClientException(
-                "Multi-node parallel job definitions aren't supported by the local Batch engine"
-            )
-        if kind != "container":
+        if kind not in ("container", MULTINODE):
             raise ClientException("type must be container or multinode")
         if request.get("ecsProperties") or request.get("eksProperties"):
             raise ClientException(
                 "ecsProperties and eksProperties aren't supported by the local Batch engine"
             )
-        container = request.get("containerProperties")
-        if not container:
-            raise ClientException("containerProperties must be specified for a container job definition")
-        if not container.get("image"):
-            raise ClientException("containerProperties.image must be specified")
         platforms = request.get("platformCapabilities") or ["EC2"]
         if len(platforms) != 1 or platforms[0] not in ("EC2", "FARGATE"):
             raise ClientException("platformCapabilities must be EC2 or FARGATE")
         fargate = platforms[0] == "FARGATE"
-        validation.resolve_resources(
-            container.get("resourceRequirements") or [],
-            container.get("vcpus"),
-            container.get("memory"),
-            fargate=fargate,
-        )
-        validation.check_environment(container.get("environment"))
-        validation.check_command(container.get("command"))
-        log_driver = (container.get("logConfiguration") or {}).get("logDriver")
-        if log_driver is not None and log_driver not in LOG_DRIVERS:
-            raise ClientException(f"logConfiguration.logDriver {log_driver!r} isn't supported")
+        if kind == MULTINODE:
+            multinode.check_definition(request, platforms, functools.partial(_check_container, fargate=False))
+        elif request.get("nodeProperties"):
+            raise ClientException("nodeProperties can only be specified for a multinode job definition")
+        else:
+            container = request.get("containerProperties")
+            if not container:
+                raise ClientException("containerProperties must be specified for a container job definition")
+            _check_container(container, fargate=fargate)
         parse_retry_strategy(request.get("retryStrategy"))
         validation.check_timeout(request.get("timeout"))
+        check_scheduling_priority(request.get("schedulingPriority"), "schedulingPriority")
         parameters = request.get("parameters") or {}
         if not all(isinstance(value, str) for value in parameters.values()):
             raise ClientException("parameters must be a string to string map")
@@ -356,6 +381,97 @@ class Registry:
             items, request.get("maxResults"), request.get("nextToken"), default=100, limit=100
         )
         return _with_token({"jobDefinitions": [_definition_detail(d) for d in page]}, token)
+
+    # -- scheduling policies (fairshare.py) --------------------------------------------------------
+
+    def create_policy(self, request: dict[str, Any]) -> SchedulingPolicy:
+        name = validation.check_resource_name(request.get("name"), "Scheduling policy")
+        _refuse_quota_share(request)
+        fairshare = check_fairshare_policy(request.get("fairsharePolicy"))
+        if name in self.policies:
+            raise ClientException("Object already exists")  # as for the other Batch resources (ND)
+        policy = SchedulingPolicy(
+            name=name,
+            arn=f"{self.arn_prefix}scheduling-policy/{name}",
+            fairshare=fairshare,
+            tags=dict(request.get("tags") or {}),
+        )
+        self.policies[name] = policy
+        return policy
+
+    def scheduling_policy(self, ref: str) -> SchedulingPolicy:
+        """By ARN (the API's only way to name one); a bare name is accepted too (ND)."""
+        found = self.find_policy(ref)
+        if found is None:
+            raise ClientException(f"Scheduling policy {ref} does not exist")
+        return found
+
+    def find_policy(self, ref: str) -> SchedulingPolicy | None:
+        if not isinstance(ref, str) or not self._here(ref):
+            return None
+        return self.policies.get(_name_from(ref, "scheduling-policy/"))
+
+    def describe_policies(self, request: dict[str, Any]) -> dict[str, Any]:
+        """ARNs that name no policy are left out, not refused (ND)."""
+        arns = request.get("arns")
+        if not isinstance(arns, list) or not arns:
+            raise ClientException("arns must be provided")
+        if len(arns) > MAX_DESCRIBE_ARNS:
+            raise ClientException(
+                f"At most {MAX_DESCRIBE_ARNS} scheduling policy ARNs can be described at once"
+            )
+        found = [self.find_policy(arn) for arn in arns]
+        return {"schedulingPolicies": [policy.detail() for policy in found if policy is not None]}
+
+    def list_policies(self, request: dict[str, Any]) -> dict[str, Any]:
+        items = list(self.policies.values())
+        page, token = paginate(
+            items, request.get("maxResults"), request.get("nextToken"), default=1000, limit=1000
+        )
+        return _with_token({"schedulingPolicies": [{"arn": policy.arn} for policy in page]}, token)
+
+    def update_policy(self, request: dict[str, Any]) -> SchedulingPolicy:
+        """The fairsharePolicy given replaces the whole of the old one (API_UpdateSchedulingPolicy)."""
+        policy = self.scheduling_policy(request.get("arn", ""))
+        _refuse_quota_share(request)
+        if "fairsharePolicy" in request:
+            policy.fairshare = check_fairshare_policy(request["fairsharePolicy"])
+        return policy
+
+    def delete_policy(self, request: dict[str, Any]) -> SchedulingPolicy:
+        """A policy "that's used in any job queues" can't be deleted:
+        https://docs.aws.amazon.com/batch/latest/APIReference/API_DeleteSchedulingPolicy.html"""
+        policy = self.scheduling_policy(request.get("arn", ""))
+        users = sorted(q.name for q in self.queues.values() if q.scheduling_policy_arn == policy.arn)
+        if users:
+            raise ClientException(
+                f"Scheduling policy {policy.name} is used by job queue(s) {', '.join(users)} and can't be deleted"
+            )
+        del self.policies[policy.name]
+        return policy
+
+
+def _refuse_quota_share(request: dict[str, Any]) -> None:
+    # Quota-share policies are for SageMaker service environments, which run nothing locally.
+    if request.get("quotaSharePolicy") is not None:
+        raise ClientException("quotaSharePolicy isn't supported by the local Batch engine")
+
+
+def _check_container(container: dict[str, Any], *, fargate: bool) -> None:
+    """A definition's containerProperties, or a multinode definition's node-range container."""
+    if not container.get("image"):
+        raise ClientException("containerProperties.image must be specified")
+    validation.resolve_resources(
+        container.get("resourceRequirements") or [],
+        container.get("vcpus"),
+        container.get("memory"),
+        fargate=fargate,
+    )
+    validation.check_environment(container.get("environment"))
+    validation.check_command(container.get("command"))
+    log_driver = (container.get("logConfiguration") or {}).get("logDriver")
+    if log_driver is not None and log_driver not in LOG_DRIVERS:
+        raise ClientException(f"logConfiguration.logDriver {log_driver!r} isn't supported")
 
 
 def _check_compute_resources(resources: Any) -> dict[str, Any]:
@@ -483,10 +599,16 @@ def _definition_detail(definition: JobDefinition) -> dict[str, Any]:
         "status": definition.status,
         "type": request["type"],
         "parameters": dict(request.get("parameters") or {}),
-        "containerProperties": _container_detail(request["containerProperties"]),
         "tags": dict(request.get("tags") or {}),
         "containerOrchestrationType": "ECS",
     }
+    if request["type"] == MULTINODE:
+        properties = copy.deepcopy(request["nodeProperties"])
+        for item in properties["nodeRangeProperties"]:
+            item["container"] = _container_detail(item["container"])
+        detail["nodeProperties"] = properties
+    else:
+        detail["containerProperties"] = _container_detail(request["containerProperties"])
     # Echoed only when given: AWS invents no platformCapabilities (EC2 is the default, not a
     # stored value) and no propagateTags. **ND** at AWS; docs/aws-behaviour.md#batch-job-definitions.
     for key in ("platformCapabilities", "propagateTags", "timeout", "schedulingPriority"):

@@ -6,9 +6,11 @@ API_AttemptDetail.html; camelCase keys, epoch-millisecond times, absent rather t
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from sluice.local.batch.models import STATUSES, Attempt, Job
+from sluice.local.batch.multinode import MAIN_NODE_ADDRESS
 
 
 def task_arn(attempt: Attempt) -> str:
@@ -62,6 +64,7 @@ def job_detail(job: Job) -> dict[str, Any]:
     array = _array_properties(job)
     if array is not None:
         detail["arrayProperties"] = array
+    _put_multinode(detail, job)
     return detail
 
 
@@ -91,6 +94,14 @@ def job_summary(job: Job) -> dict[str, Any]:
         summary["isCancelled"] = True
     if job.is_terminated:
         summary["isTerminated"] = True
+    if job.spec.multinode is not None:
+        summary["nodeProperties"] = {"numNodes": job.spec.multinode.num_nodes}
+    elif job.node_index is not None and job.parent is not None and job.parent.spec.multinode is not None:
+        summary["nodeProperties"] = {
+            "isMainNode": job.node_index == job.parent.spec.multinode.main_node,
+            "numNodes": job.parent.spec.multinode.num_nodes,
+            "nodeIndex": job.node_index,
+        }
     return summary
 
 
@@ -119,6 +130,29 @@ def _array_properties(job: Job) -> dict[str, Any] | None:
     }
     _put(properties, "statusSummaryLastUpdatedAt", job.summary_updated_at)
     return properties
+
+
+def _put_multinode(detail: dict[str, Any], job: Job) -> None:
+    """A multi-node parallel job shows `nodeProperties` and no `container`; its nodes show
+    `nodeDetails` and their task's private address (the main node's is the one child nodes get
+    in AWS_BATCH_JOB_MAIN_NODE_PRIVATE_IPV4_ADDRESS). Shapes as AWS returns them (captured in
+    https://github.com/aws/aws-parallelcluster/tree/develop/cli/tests/awsbatch/data/aws_api_responses)."""
+    multinode = job.spec.multinode
+    if multinode is not None:
+        del detail["container"]
+        detail["nodeProperties"] = copy.deepcopy(multinode.properties)
+        return
+    parent = job.parent
+    if job.node_index is None or parent is None or parent.spec.multinode is None:
+        return
+    detail["nodeDetails"] = {
+        "nodeIndex": job.node_index,
+        "isMainNode": job.node_index == parent.spec.multinode.main_node,
+    }
+    interfaces = [{"privateIpv4Address": MAIN_NODE_ADDRESS}]  # every node runs on this host
+    for container in [detail["container"], *(attempt["container"] for attempt in detail["attempts"])]:
+        if "taskArn" in container:
+            container["networkInterfaces"] = copy.deepcopy(interfaces)
 
 
 def _put(target: dict[str, Any], key: str, value: Any) -> None:

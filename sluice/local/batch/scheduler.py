@@ -20,6 +20,7 @@ from collections.abc import Callable
 from typing import Any
 
 from sluice.local.batch.errors import ClientException
+from sluice.local.batch.fairshare import FairShare
 from sluice.local.batch.models import (
     ENABLED,
     FAILED,
@@ -37,6 +38,7 @@ from sluice.local.batch.models import (
     JobQueue,
     now_ms,
 )
+from sluice.local.batch.multinode import MultiNodeScheduling, can_host, find_node
 from sluice.local.batch.registry import Registries
 from sluice.local.batch.render import job_detail
 from sluice.local.batch.statechange import EventDispatcher
@@ -87,6 +89,9 @@ class Scheduler:
         self._used_vcpu_milli = 0
         self._used_memory = 0
         self._stop_attempt = stop_attempt
+        self.multinode = MultiNodeScheduling(self)  # multi-node parallel jobs' nodes (multinode.py)
+        # Placement order and usage of fair-share queues (fairshare.py); FIFO queues use `runnable`.
+        self.fair_share = FairShare(registry.policy_of)
         # Jobs stuck at the head of a queue, and the queues' jobStateTimeLimitActions.
         self.time_limits = TimeLimits(call_later, self._publish_blocked, self._time_limit_cancel, self.cond)
 
@@ -94,7 +99,9 @@ class Scheduler:
 
     def submit(self, request: dict[str, Any]) -> Job:
         submission = build_submission(request, self.registry.current(), self.find_regional_job)
+        self.fair_share.admit(submission.spec.queue, submission.spec.share_identifier)
         job = Job(str(uuid.uuid4()), submission.spec, now_ms())
+        self.fair_share.submitted(job)
         self.jobs[job.job_id] = job
         submission.spec.queue.jobs.append(job)
         self._intake.append((job, submission.dependencies))
@@ -105,6 +112,9 @@ class Scheduler:
         job = self.jobs.get(job_id)
         if job is not None:
             return job
+        parent_id, sep, index = job_id.rpartition("#")
+        if sep:  # a multi-node parallel job's node
+            return find_node(self.jobs.get(parent_id), index)
         parent_id, sep, index = job_id.rpartition(":")
         parent = self.jobs.get(parent_id) if sep else None
         if parent is None or parent.children is None or not index.isdigit():
@@ -134,6 +144,8 @@ class Scheduler:
         TerminateJob also stops STARTING and RUNNING jobs
         (https://docs.aws.amazon.com/batch/latest/APIReference/API_TerminateJob.html).
         """
+        if job.parent is not None and job.node_index is not None:
+            job = job.parent  # a node is cancelled with its job (ND: docs/aws-behaviour.md)
         if job.status in TERMINAL:
             return
         if job.is_array_parent:
@@ -148,6 +160,9 @@ class Scheduler:
         if job.status in (STARTING, RUNNING):
             if kind == TERMINATE_JOB:
                 job.cancel_reason, job.cancel_kind = reason, kind
+                if job.spec.multinode is not None:
+                    self.multinode.terminate(job, reason)
+                    return
                 attempt = job.current_attempt
                 assert attempt is not None
                 self._stop_attempt(attempt, TERMINATE, reason)
@@ -161,6 +176,7 @@ class Scheduler:
         """DeleteJobQueue: "All jobs in the queue are eventually terminated" (API_DeleteJobQueue)."""
         for job in queue.jobs:
             self.cancel(job, "Job queue deleted", TERMINATE_JOB)
+        self.fair_share.forget(queue)
         self.resources_changed()
 
     def resources_changed(self) -> None:
@@ -199,9 +215,10 @@ class Scheduler:
             self._take_in(job, dependencies)
         if self._queue_order is None:
             self._queue_order = self.registry.queues_by_priority()
-        launches: list[tuple[Job, Attempt]] = []
+        launches = self.multinode.take_launches()  # child nodes of multi-node jobs whose main node runs
         for queue in self._queue_order:
-            runnable = queue.runnable
+            order = self.fair_share.order(queue)  # a fair-share queue picks by share (fairshare.py)
+            runnable = queue.runnable if order is None else order
             while runnable:
                 job = runnable[0]
                 if job.status != RUNNABLE:  # cancelled while waiting
@@ -215,7 +232,10 @@ class Scheduler:
                     break
                 runnable.popleft()
                 self.time_limits.release(job)
-                launches.append((job, self._start(job, ce)))
+                attempt = self._start(job, ce)
+                launches.append(
+                    self.multinode.main_launch(job, attempt) if job.spec.multinode else (job, attempt)
+                )
         return launches
 
     def attempt_running(self, job: Job, attempt: Attempt, log_stream: str | None) -> None:
@@ -227,6 +247,8 @@ class Scheduler:
         job.started_at = stamp
         self.running[job] = attempt
         self._set_status(job, RUNNING)
+        if job.node_index is not None:
+            self.multinode.node_running(job, attempt)
 
     def attempt_finished(
         self, job: Job, attempt: Attempt, exit_code: int | None, launch_error: str | None = None
@@ -238,7 +260,8 @@ class Scheduler:
         """
         attempt.stopped_at = now_ms()
         attempt.process = None
-        self._release(job, attempt)
+        if job.node_index is None:  # a multi-node job holds all its nodes' capacity (multinode.py)
+            self._release(job, attempt)
         self.running.pop(job, None)
         stop_kind, stop_reason = attempt.stop or (None, None)
         if launch_error is not None:
@@ -257,6 +280,9 @@ class Scheduler:
             else:
                 attempt.status_reason = ESSENTIAL_CONTAINER_EXITED
         self.kick()
+        if job.node_index is not None:
+            self.multinode.node_finished(job, attempt, launch_error)
+            return
         if job.cancel_kind == TERMINATE_JOB:
             self._finish(deque([(job, FAILED, self._cancelled(job))]))  # terminated jobs aren't retried
             return
@@ -352,7 +378,8 @@ class Scheduler:
 
     def _make_runnable(self, job: Job) -> None:
         self._set_status(job, RUNNABLE)
-        job.spec.queue.runnable.append(job)
+        if not self.fair_share.enqueue(job):
+            job.spec.queue.runnable.append(job)
         self.kick()
 
     def _set_status(self, job: Job, status: str) -> None:
@@ -380,6 +407,7 @@ class Scheduler:
             job.status_reason = reason
             job.stopped_at = now_ms()
             self._set_status(job, status)
+            self.fair_share.finished(job)
             parent = job.parent
             if parent is not None and parent.summary is not None:
                 done = parent.summary[SUCCEEDED] + parent.summary[FAILED]
@@ -467,7 +495,11 @@ class Scheduler:
             return None
         need = job.spec.resources.vcpu_milli
         for _, ce in queue.ce_order:
-            if ce.state == ENABLED and ce.used_milli + need <= ce.max_milli:
+            if (
+                ce.state == ENABLED
+                and ce.used_milli + need <= ce.max_milli
+                and (job.spec.multinode is None or can_host(ce))
+            ):
                 return ce
         return None
 
@@ -476,6 +508,7 @@ class Scheduler:
         self._used_vcpu_milli += vcpus
         self._used_memory += memory
         ce.used_milli += job.spec.resources.vcpu_milli
+        self.fair_share.started(job, job.spec.resources.vcpu_milli)
         attempt = Attempt(len(job.attempts) + 1, ce, uuid.uuid4().hex, f"i-{uuid.uuid4().hex[:17]}")
         job.attempts.append(attempt)
         self._set_status(job, STARTING)
@@ -486,3 +519,4 @@ class Scheduler:
         self._used_vcpu_milli -= vcpus
         self._used_memory -= memory
         attempt.ce.used_milli -= job.spec.resources.vcpu_milli
+        self.fair_share.released(job)

@@ -11,12 +11,14 @@ from __future__ import annotations
 import copy
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, cast
+from dataclasses import dataclass, replace
+from typing import Any, NamedTuple, cast
 
 from sluice.local.batch import validation
 from sluice.local.batch.errors import ClientException
-from sluice.local.batch.models import ENABLED, Job, JobSpec
+from sluice.local.batch.fairshare import check_job_share, check_scheduling_priority
+from sluice.local.batch.models import ENABLED, Job, JobSpec, Resources
+from sluice.local.batch.multinode import MULTINODE, MultiNodeSpec, NodePlan, plan_nodes
 from sluice.local.batch.registry import Registry
 from sluice.local.batch.retry import parse_retry_strategy
 
@@ -65,19 +67,82 @@ def build_submission(
     overrides = request.get("containerOverrides") or {}
     if overrides.get("instanceType"):
         raise ClientException("instanceType can only be overridden for multi-node parallel jobs")
-    if (
-        request.get("nodeOverrides")
-        or request.get("ecsPropertiesOverride")
-        or request.get("eksPropertiesOverride")
-    ):
-        raise ClientException(
-            "nodeOverrides, ecsPropertiesOverride and eksPropertiesOverride aren't supported locally"
-        )
-    base = definition.container
+    if request.get("ecsPropertiesOverride") or request.get("eksPropertiesOverride"):
+        raise ClientException("ecsPropertiesOverride and eksPropertiesOverride aren't supported locally")
 
     parameters = {**(definition.request.get("parameters") or {}), **(request.get("parameters") or {})}
     if not all(isinstance(value, str) for value in parameters.values()):
         raise ClientException("parameters must be a string to string map")
+    plan: NodePlan | None = None
+    node_groups: list[_Container] = []
+    if definition.request["type"] == MULTINODE:
+        plan = _node_plan(request, definition.request["nodeProperties"], array_size, overrides)
+        node_groups = [
+            _resolve_container(group.container, group.overrides, parameters, fargate=False)
+            for group in plan.groups
+        ]
+        # The job itself runs nothing; it holds the capacity of all its nodes (multinode.py).
+        total = [node_groups[group].resources for group in plan.group_of_node]
+        job_container = _Container(
+            command=None,
+            environment=(),
+            resources=Resources(
+                vcpu_milli=sum(item.vcpu_milli for item in total),
+                memory_mib=sum(item.memory_mib for item in total),
+                gpus=sum(item.gpus for item in total),
+            ),
+            container={},
+        )
+    elif request.get("nodeOverrides"):
+        raise ClientException("nodeOverrides can only be used with multi-node parallel job definitions")
+    else:
+        job_container = _resolve_container(definition.container, overrides, parameters, fargate=fargate)
+
+    retry_request = request.get("retryStrategy") or definition.request.get("retryStrategy")
+    retry = parse_retry_strategy(retry_request)
+    timeout_seconds = validation.check_timeout(request.get("timeout") or definition.request.get("timeout"))
+    depends_on = request.get("dependsOn") or []
+    dependencies = _resolve_dependencies(depends_on, array_size, find_job)
+
+    overrides_chars = len(json.dumps(overrides, separators=(",", ":"))) if overrides else 0
+    spec = JobSpec(
+        name=name,
+        arn_prefix=f"{registry.arn_prefix}job/",
+        queue=queue,
+        definition=definition,
+        parameters=parameters,
+        command=job_container.command,
+        environment=job_container.environment,
+        resources=job_container.resources,
+        container=job_container.container,
+        retry=retry,
+        retry_request=copy.deepcopy(retry_request) if retry_request else None,
+        timeout_seconds=timeout_seconds,
+        depends_on=tuple(dict(item) for item in depends_on),
+        array_size=array_size,
+        tags=dict(request.get("tags") or {}),
+        propagate_tags=bool(request.get("propagateTags", definition.request.get("propagateTags", False))),
+        scheduling_priority=_scheduling_priority(request, definition.request),
+        share_identifier=check_job_share(request.get("shareIdentifier"), queue),
+        overrides_too_long=overrides_chars > MAX_OVERRIDES_CHARS,
+    )
+    if plan is not None:
+        spec = _with_nodes(spec, plan, node_groups)
+    return Submission(spec=spec, dependencies=dependencies)
+
+
+class _Container(NamedTuple):
+    """A container's definition merged with its overrides, as a job (or node) runs it."""
+
+    command: tuple[str, ...] | None
+    environment: tuple[tuple[str, str], ...]
+    resources: Resources
+    container: dict[str, Any]  # DescribeJobs `container` before per-attempt fields
+
+
+def _resolve_container(
+    base: dict[str, Any], overrides: dict[str, Any], parameters: dict[str, str], *, fargate: bool
+) -> _Container:
     override_command = validation.check_command(overrides.get("command"))
     raw_command = (
         override_command if override_command is not None else validation.check_command(base.get("command"))
@@ -93,39 +158,69 @@ def build_submission(
     legacy_vcpus = overrides.get("vcpus", base.get("vcpus"))
     legacy_memory = overrides.get("memory", base.get("memory"))
     resources = validation.resolve_resources(requirements, legacy_vcpus, legacy_memory, fargate=fargate)
-
-    retry_request = request.get("retryStrategy") or definition.request.get("retryStrategy")
-    retry = parse_retry_strategy(retry_request)
-    timeout_seconds = validation.check_timeout(request.get("timeout") or definition.request.get("timeout"))
-    depends_on = request.get("dependsOn") or []
-    dependencies = _resolve_dependencies(depends_on, array_size, find_job)
-
     container = _container_detail(base, command, environment, requirements, legacy_vcpus, legacy_memory)
-    overrides_chars = len(json.dumps(overrides, separators=(",", ":"))) if overrides else 0
-    spec = JobSpec(
-        name=name,
-        arn_prefix=f"{registry.arn_prefix}job/",
-        queue=queue,
-        definition=definition,
-        parameters=parameters,
-        command=command,
-        environment=environment,
-        resources=resources,
-        container=container,
-        retry=retry,
-        retry_request=copy.deepcopy(retry_request) if retry_request else None,
-        timeout_seconds=timeout_seconds,
-        depends_on=tuple(dict(item) for item in depends_on),
-        array_size=array_size,
-        tags=dict(request.get("tags") or {}),
-        propagate_tags=bool(request.get("propagateTags", definition.request.get("propagateTags", False))),
-        scheduling_priority=request.get(
-            "schedulingPriorityOverride", definition.request.get("schedulingPriority")
-        ),
-        share_identifier=request.get("shareIdentifier"),
-        overrides_too_long=overrides_chars > MAX_OVERRIDES_CHARS,
+    if overrides.get("instanceType"):  # multi-node parallel jobs only (checked by the caller)
+        container["instanceType"] = overrides["instanceType"]
+    return _Container(command, environment, resources, container)
+
+
+def _node_plan(
+    request: dict[str, Any], properties: dict[str, Any], array_size: int | None, overrides: dict[str, Any]
+) -> NodePlan:
+    """SubmitJob of a multinode definition: its nodes after nodeOverrides (multinode.py)."""
+    if array_size is not None:
+        # ND: AWS documents array jobs and MNP jobs apart and no way to combine them; refused.
+        raise ClientException("arrayProperties can't be used with a multi-node parallel job")
+    if overrides:
+        # "A list of node overrides ... that specify the node range to target and the container
+        # overrides for that node range" (SubmitJob.nodeOverrides) take their place (ND: refused).
+        raise ClientException("Use nodeOverrides, not containerOverrides, for a multi-node parallel job")
+    return plan_nodes(properties, request.get("nodeOverrides"))
+
+
+def _with_nodes(spec: JobSpec, plan: NodePlan, groups: list[_Container]) -> JobSpec:
+    """The job's spec with its nodes' specs: a node runs its group's container; the job's timeout
+    runs on the main node, whose exit ends the whole job ("The timeout ... applies to the whole
+    job and not to the nodes", job-lifecycle.html); nodes have no retry strategy of their own."""
+    group_specs = [
+        replace(
+            spec,
+            command=group.command,
+            environment=group.environment,
+            resources=group.resources,
+            container=group.container,
+            retry_request=None,
+            timeout_seconds=None,
+            depends_on=(),
+        )
+        for group in groups
+    ]
+    main_spec = replace(group_specs[plan.group_of_node[plan.main_node]], timeout_seconds=spec.timeout_seconds)
+    node_specs = tuple(
+        main_spec if index == plan.main_node else group_specs[group]
+        for index, group in enumerate(plan.group_of_node)
     )
-    return Submission(spec=spec, dependencies=dependencies)
+    ranges = []
+    for group, resolved in zip(plan.groups, groups, strict=True):
+        item: dict[str, Any] = {
+            "targetNodes": group.target.text,
+            "container": copy.deepcopy(resolved.container),
+        }
+        if group.instance_types:
+            item["instanceTypes"] = list(group.instance_types)
+        ranges.append(item)
+    properties = {"numNodes": plan.num_nodes, "mainNode": plan.main_node, "nodeRangeProperties": ranges}
+    return replace(spec, multinode=MultiNodeSpec(plan.num_nodes, plan.main_node, node_specs, properties))
+
+
+def _scheduling_priority(request: dict[str, Any], definition: dict[str, Any]) -> int | None:
+    """schedulingPriorityOverride (0-9999) over the definition's schedulingPriority; it orders jobs
+    only within one share of a fair-share queue (API_SubmitJob), and is kept (not refused) on a FIFO
+    queue, where it has no effect (ND)."""
+    override = check_scheduling_priority(
+        request.get("schedulingPriorityOverride"), "schedulingPriorityOverride"
+    )
+    return override if override is not None else cast(int | None, definition.get("schedulingPriority"))
 
 
 def substitute_parameters(command: tuple[str, ...], parameters: dict[str, str]) -> tuple[str, ...]:
@@ -183,6 +278,9 @@ def _resolve_dependencies(
         job = find_job(job_id)
         if job is None:
             raise ClientException(f"Dependent job ID {job_id} does not exist")
+        if job.node_index is not None:
+            # ND: a node's status can change again when its job is retried; depend on the job.
+            raise ClientException(f"Dependent job ID {job_id} is a node of a multi-node parallel job")
         if kind == N_TO_N and (not job.is_array_parent or job.spec.array_size != array_size):
             raise ClientException(f"An N_TO_N dependency must name an array job of the same size ({job_id})")
         resolved.append(Dependency(job=job, kind=kind))

@@ -14,7 +14,8 @@ https://docs.aws.amazon.com/batch/latest/userguide/job_stuck_in_runnable_time_li
   (https://docs.aws.amazon.com/batch/latest/APIReference/API_JobStateTimeLimitAction.html).
 
 What the local engine can tell: only that a job needs more vCPUs than every compute environment
-of its queue may ever hold (``maxvCpus``, or ``unmanagedvCpus``). It does not model instance
+of its queue may ever hold (``maxvCpus``, or ``unmanagedvCpus``), and that a multi-node parallel
+job's queue has no compute environment that can run one (multinode.py). It does not model instance
 types, so memory never blocks a job (a job's memory is only bounded by this machine, and capped
 at its size), and capacity shortages (``CAPACITY:INSUFFICIENT_INSTANCE_CAPACITY``) never occur;
 see docs/aws-behaviour.md#batch-jobs-stuck-in-runnable.
@@ -29,6 +30,7 @@ from typing import Any
 
 from sluice.local.batch.errors import ClientException
 from sluice.local.batch.models import RUNNABLE, Job, JobQueue
+from sluice.local.batch.multinode import can_host
 from sluice.local.batch.timers import TimerHandle
 
 CANCEL_ACTION = "CANCEL"
@@ -40,6 +42,12 @@ CE_MAX_RESOURCE = "MISCONFIGURATION:COMPUTE_ENVIRONMENT_MAX_RESOURCE"
 # AWS's wording (job_stuck_in_runnable.html).
 CPU_BLOCKED_REASON = (
     f"{CE_MAX_RESOURCE} - CE(s) associated with the job queue cannot meet the CPU requirement of the job."
+)
+# A multi-node parallel job in a queue with no compute environment that can run one: the reason
+# AWS lists for jobs no compute environment's instances can meet (API_JobDetail.statusReason).
+JOB_RESOURCE_BLOCKED_REASON = (
+    "MISCONFIGURATION:JOB_RESOURCE_REQUIREMENT - All compute environments have no connected instances"
+    " that meet the job requirements."
 )
 CANCELED_PREFIX = "Canceled by JobStateTimeLimit action due to reason: "
 
@@ -92,6 +100,10 @@ def blocked_reason(queue: JobQueue, job: Job) -> str | None:
     """
     need = job.spec.resources.vcpu_milli
     environments = queue.environments
+    if job.spec.multinode is not None:
+        environments = [ce for ce in environments if can_host(ce)]
+        if not environments:  # only Spot or UNMANAGED environments (multinode.py)
+            return JOB_RESOURCE_BLOCKED_REASON
     if environments and all(need > ce.max_milli for ce in environments):
         return CPU_BLOCKED_REASON
     return None

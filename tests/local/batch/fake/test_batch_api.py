@@ -202,7 +202,7 @@ def test_definition_validation(batch):
     assert_client_exception(batch.definition, "not supported pattern", name="bad.name")
     assert_client_exception(
         batch.client.register_job_definition,
-        "Multi-node",
+        "nodeProperties must be specified",
         jobDefinitionName="mnp",
         type="multinode",
     )
@@ -405,6 +405,6 @@ def test_errors_carry_type_and_message(batch):
     assert response.headers["x-amzn-errortype"] == "ClientException"
     assert json.loads(response.data) == {"__type": "ClientException", "message": "jobQueue must be provided"}
     assert Client(batch.engine.wsgi_app).post("/v1/nothing", data="{}").status_code == 404
-    unsupported = Client(batch.engine.wsgi_app).post("/v1/createschedulingpolicy", data="{}")
+    unsupported = Client(batch.engine.wsgi_app).post("/v1/createconsumableresource", data="{}")
     assert unsupported.status_code == 400
     assert "isn't supported" in json.loads(unsupported.data)["message"]
