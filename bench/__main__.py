@@ -49,6 +49,7 @@ def steps(args: argparse.Namespace, results_dir: Path, data_dir: Path) -> list[S
     return [
         Step("trigger", [*module, "bench.trigger", *common_args], 300),
         Step("startfloor", [*module, "bench.startfloor", *common_args], 300),
+        Step("startup", [*module, "bench.startup", *common_args], 600),
         Step("overhead", [*module, "bench.overhead", *common_args], 300),
         Step(
             "throughput",
@@ -58,6 +59,7 @@ def steps(args: argparse.Namespace, results_dir: Path, data_dir: Path) -> list[S
         Step(
             "jobmemory", [*module, "bench.jobmemory", *common_args, *sizes, "--data-dir", str(data_dir)], 600
         ),
+        Step("planner", [*module, "bench.planner", *common_args, "--data-dir", str(data_dir)], 900),
         Step("batch-fanout", fanout, 900),
         Step("dialects", [*module, "bench.dialects", *common_args, *sizes, "--data-dir", str(data_dir)], 900),
     ]

@@ -78,7 +78,13 @@ def noop_job_definitions(batch: Any, definition: dict[str, Any]) -> dict[str, st
         container["command"] = ["true"]
         kwargs = {
             key: real[key]
-            for key in ("platformCapabilities", "retryStrategy", "timeout", "propagateTags")
+            for key in (
+                "platformCapabilities",
+                "retryStrategy",
+                "timeout",
+                "propagateTags",
+                "schedulingPriority",
+            )
             if key in real
         }
         registered = batch.register_job_definition(
@@ -91,7 +97,7 @@ def noop_job_definitions(batch: Any, definition: dict[str, Any]) -> dict[str, st
     return copies
 
 
-def three_task_definition(queue: str, definitions: list[str]) -> dict[str, Any]:
+def three_task_definition(queue: str, definitions: list[str], share: str | None) -> dict[str, Any]:
     """ingest -> array of ARRAY_SIZE -> aggregate, `.sync` each, nothing else."""
 
     def task(name: str, definition: str, following: str | None, array: bool = False) -> dict[str, Any]:
@@ -100,6 +106,8 @@ def three_task_definition(queue: str, definitions: list[str]) -> dict[str, Any]:
             "JobQueue": queue,
             "JobDefinition": definition,
         }
+        if share is not None:  # the stack's queue is fair-share (template.yaml)
+            parameters["ShareIdentifier"] = share
         if array:
             parameters["ArrayProperties"] = {"Size": ARRAY_SIZE}
         state: dict[str, Any] = {"Type": "Task", "Resource": SYNC_RESOURCE, "Parameters": parameters}
@@ -234,7 +242,10 @@ def measure(repeat: int, iam: str = "enforce") -> dict[str, Any]:
                 definition["States"][state]["Parameters"]["JobDefinition"]
                 for state in ("RunIngest", "RunTransformArray", "RunAggregate")
             ]
-            minimal = three_task_definition(outputs.values["JobQueueArn"], [copies[arn] for arn in ordered])
+            share = definition["States"]["RunIngest"]["Parameters"].get("ShareIdentifier")
+            minimal = three_task_definition(
+                outputs.values["JobQueueArn"], [copies[arn] for arn in ordered], share
+            )
             minimal_arn = clients.sfn.create_state_machine(
                 name="sluice-bench-noop-minimal", definition=json.dumps(minimal), roleArn=described["roleArn"]
             )["stateMachineArn"]

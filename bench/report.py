@@ -14,7 +14,17 @@ from typing import Any
 
 from bench import common
 
-ORDER = ("throughput", "overhead", "batch-fanout", "trigger", "jobmemory", "startfloor", "dialects")
+ORDER = (
+    "throughput",
+    "overhead",
+    "batch-fanout",
+    "trigger",
+    "jobmemory",
+    "startfloor",
+    "dialects",
+    "planner",
+    "startup",
+)
 TITLES = {
     "throughput": "1. Throughput: local pipeline vs DuckDB and Polars",
     "overhead": "2. Orchestration overhead: no-op pipeline, 10-child array",
@@ -23,6 +33,8 @@ TITLES = {
     "jobmemory": "5. Job memory: peak RSS",
     "startfloor": "6. Job start floor",
     "dialects": "7. Ingest rate per CSV dialect",
+    "planner": "8. Split planner: bounded reads at any input size",
+    "startup": "9. Local cloud start (`sluice local up` -> ready) and job start (zygote vs exec)",
 }
 
 
@@ -309,12 +321,29 @@ def dialects_details(details: Mapping[str, Any]) -> list[str]:
     return lines
 
 
+def startup_details(details: Mapping[str, Any]) -> list[str]:
+    before, after = details["phases_before_s"], details["phases_after_s"]
+    lines = ["", "In-process start by phase, seconds (median of the helper runs; before = cuts off):", ""]
+    lines += ["| phase | before | after |", "| --- | ---: | ---: |"]
+    for name in sorted({*before, *after}, key=lambda n: -max(before.get(n) or 0, after.get(n) or 0))[:16]:
+        lines.append(f"| {name} | {_number(before.get(name))} | {_number(after.get(name))} |")
+    lines += [
+        "",
+        "Imported while starting (cumulative ms where first imported; nested packages overlap):",
+        "",
+    ]
+    lines += ["| package | ms |", "| --- | ---: |"]
+    lines += [f"| {item['module']} | {item['ms']} |" for item in details["import_packages"][:10]]
+    return lines
+
+
 DETAILS = {
     "throughput": throughput_details,
     "overhead": overhead_details,
     "trigger": trigger_details,
     "jobmemory": jobmemory_details,
     "startfloor": startfloor_details,
+    "startup": startup_details,
     "dialects": dialects_details,
 }
 

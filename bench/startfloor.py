@@ -10,10 +10,11 @@ imported) -> stoppedAt.
 
 The same job started directly (no engine) shows what the interpreter and the imports cost on
 their own; `python -c pass`, `import pyarrow, boto3` and `-X importtime` break it down. Last,
-the proposal to cut it while keeping a process per attempt is measured, not built: a
-pre-imported template process forks one child per attempt (a zygote, as Android starts
-apps, or multiprocessing's forkserver with preloading); the child writes the same first
-line. Fork -> first line is the floor such an engine would have.
+the floor of a fork server: a pre-imported template process forks one child per attempt (a
+zygote, as Android starts apps, or multiprocessing's forkserver with preloading); the child
+writes the same first line. The engine has forked Python jobs that way since 2026-12-05
+(`sluice/local/batch/zygote.py`), so the engine numbers above include it; bench/startup.py
+compares it with a plain exec.
 """
 
 from __future__ import annotations
@@ -91,6 +92,12 @@ def engine_starts(runs: int) -> dict[str, Any]:
                     jobQueue=described["jobQueue"],
                     jobDefinition=described["jobDefinition"],
                     containerOverrides={"environment": sluice_env},
+                    # The stack's queue is fair-share: the job's share, as the state machine gives it.
+                    **(
+                        {"shareIdentifier": described["shareIdentifier"]}
+                        if described.get("shareIdentifier")
+                        else {}
+                    ),
                 )["jobId"]
                 job = _wait_job(clients.batch, job_id)
                 if job["status"] != "SUCCEEDED":

@@ -14,7 +14,6 @@ import socket
 import sys
 import tempfile
 import time
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -86,25 +85,13 @@ def check_port_free(port: int) -> None:
             ) from None
 
 
-def register_stack(cloudformation: Any, stack: Any, stack_name: str = DEFAULT_STACK) -> None:
-    """Record the deployed stack's Outputs in CloudFormation, so every client resolves names the way it
-    does on AWS (DescribeStacks). The resources themselves were created by the local deployer."""
-    template = {
-        "Resources": {"DeployedLocally": {"Type": "AWS::CloudFormation::WaitConditionHandle"}},
-        "Outputs": {key: {"Value": value} for key, value in stack.outputs.items()},
-    }
-    with warnings.catch_warnings():
-        # moto warns that it does not model WaitConditionHandle; it is only a placeholder here.
-        warnings.simplefilter("ignore")
-        cloudformation.create_stack(StackName=stack_name, TemplateBody=json.dumps(template))
-
-
 def start_and_deploy(cloud: Any, overrides: dict[str, str] | None = None) -> StackOutputs:
     root = project_root()
     stack = cloud.deploy(root / "template.yaml", {**LOCAL_PARAMETERS, **(overrides or {})})
     for logical_id, resource_type in getattr(stack, "not_emulated", []):
         print(f"  not emulated locally: {logical_id} ({resource_type})", file=sys.stderr)
-    register_stack(cloud.client("cloudformation"), stack)
+    # cloud.deploy recorded the stack in the local CloudFormation, where every client finds its
+    # Outputs the way it does on AWS (DescribeStacks).
     return load_outputs(cloud.client("cloudformation"), DEFAULT_STACK)
 
 

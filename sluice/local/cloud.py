@@ -34,6 +34,8 @@ from moto.core.models import DEFAULT_ACCOUNT_ID
 from moto.moto_api._internal.models import moto_api_backend
 
 from sluice.local import moto_config
+from sluice.local.cloudformation.api import CloudFormationApi
+from sluice.local.cloudformation.backend import CloudFormationService
 from sluice.local.endpoint import LocalEndpoint, ServiceRouter, StartResponse, WSGIEnviron, create_moto_app
 from sluice.local.events.api import EventsFrontend
 from sluice.local.events.backend import EventDelivery
@@ -170,6 +172,7 @@ class LocalCloud:
         self._outbox: Outbox | None = None
         self._batch: BatchEngineLike | None = None
         self._lambda: LambdaEngine | None = None
+        self._cloudformation: CloudFormationService | None = None
         self._moto_saved: moto_config.SavedSettings | None = None
         self._env_saved: dict[str, str | None] = {}
         self._cleanups: list[Callable[[], None]] = []
@@ -273,8 +276,15 @@ class LocalCloud:
         self._context = context
         self._batch = self._batch_factory(context)
         self._lambda = self._lambda_factory(context)
+        self._cloudformation = CloudFormationService(
+            endpoint_url=endpoint_url,
+            region=self.region,
+            account_id=self.account_id,
+            project_root=self.project_root,
+        )
         router.routes.update(
             {
+                "cloudformation": CloudFormationApi(self._cloudformation),
                 "batch": self._batch.wsgi_app,
                 "lambda": self._lambda.wsgi_app,
                 "events": EventsFrontend(self._delivery, moto),
@@ -337,7 +347,19 @@ class LocalCloud:
             self._iam = self._gate.iam = iam
             self._batch = self._batch_factory(self._context)
             self._lambda = self._lambda_factory(self._context)
-            self._router.routes.update({"batch": self._batch.wsgi_app, "lambda": self._lambda.wsgi_app})
+            self._cloudformation = CloudFormationService(
+                endpoint_url=self.endpoint_url,
+                region=self.region,
+                account_id=self.account_id,
+                project_root=self.project_root,
+            )
+            self._router.routes.update(
+                {
+                    "batch": self._batch.wsgi_app,
+                    "lambda": self._lambda.wsgi_app,
+                    "cloudformation": CloudFormationApi(self._cloudformation),
+                }
+            )
             self._batch.start()
             self._lambda.start()
             log.info("local cloud reset")
@@ -351,6 +373,8 @@ class LocalCloud:
         try:
             # Running executions would call an endpoint that is going away; abort them first
             # (their ends still terminate .sync jobs and emit events, while both can).
+            if self._cloudformation is not None and not self._cloudformation.wait_idle(_STOP_TIMEOUT_SECONDS):
+                log.warning("CloudFormation stack operations still running after stop")
             stuck = stepfunctions.stop_running_executions(_STOP_TIMEOUT_SECONDS)
             if stuck:
                 log.warning("%d Step Functions threads still running after stop", stuck)
@@ -538,10 +562,12 @@ class LocalCloud:
         *,
         stack_name: str = "sluice",
     ) -> Any:
-        """Deploy a SAM/CloudFormation template onto this cloud (sluice.local.deploy)."""
-        from sluice.local.deploy import deploy_template
+        """Deploy a SAM/CloudFormation template onto this cloud (sluice.local.deploy); the stack is
+        then in the local CloudFormation (DescribeStacks, DeleteStack) as CREATE_COMPLETE."""
+        from sluice.local.deploy import DeployedStack, deploy_template
+        from sluice.local.deploy.cfnyaml import load_template
 
-        return deploy_template(
+        stack = deploy_template(
             template_path,
             endpoint_url=self.endpoint_url,
             region=self.region,
@@ -550,6 +576,9 @@ class LocalCloud:
             parameter_overrides=dict(parameter_overrides or {}),
             project_root=self.project_root,
         )
+        if isinstance(stack, DeployedStack) and self._cloudformation is not None:
+            self._cloudformation.record(stack, load_template(Path(template_path)))
+        return stack
 
     def settle(self, timeout: float = 10.0) -> bool:
         """Wait until work in flight has had its effects; True if everything went quiet.

@@ -22,10 +22,12 @@ from typing import Any, cast
 from moto.core.config import default_user_config
 from moto.moto_api._internal.models import moto_api_backend
 
+from sluice.local.iam import backend as iam
 from sluice.local.s3 import backend as s3
 from sluice.local.sns import backend as sns
 from sluice.local.sns.backend import Outbox
 from sluice.local.stepfunctions import backend as stepfunctions
+from sluice.local.wire import botodata
 
 EventEmitter = stepfunctions.EventEmitter
 _INTERPRETER_LOG = logging.getLogger("moto.stepfunctions.parser")
@@ -72,6 +74,8 @@ def configure(
     default_user_config["batch"] = {"use_docker": False}
     default_user_config["lambda"] = {"use_docker": False}
     _INTERPRETER_LOG.setLevel(logging.CRITICAL)
+    botodata.install()  # boto3 sessions made from here on share parsed botocore data
+    iam.install_managed_policy_cache()
     stepfunctions.install(emit, hold, role_credentials)
     s3.install(emit)
     sns.install(outbox)
@@ -83,9 +87,14 @@ def unconfigure(saved: SavedSettings) -> None:
     stepfunctions.uninstall()
     s3.uninstall()
     sns.uninstall()
+    botodata.uninstall()
+    iam.uninstall_managed_policy_cache()
+    # The settings first: moto's reset re-creates every backend in place before dropping it, and
+    # with this cloud's IAM setting each IAM backend would load AWS's managed policies again
+    # (~1 s of `local up`'s stop).
+    default_user_config.update(saved.config)  # type: ignore[typeddict-item]
     moto_api_backend.reset()
     _INTERPRETER_LOG.setLevel(saved.log_level)
-    default_user_config.update(saved.config)  # type: ignore[typeddict-item]
     for name, value in (("MOTO_PORT", saved.moto_port), (KEY_BUFFER, saved.key_buffer)):
         if value is None:
             os.environ.pop(name, None)

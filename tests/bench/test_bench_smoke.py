@@ -16,7 +16,7 @@ from tests.helpers import ROOT
 
 pytestmark = pytest.mark.timeout(300)
 
-COMMON_FORMAT = ("throughput", "overhead", "trigger", "jobmemory", "startfloor", "dialects")
+COMMON_FORMAT = ("throughput", "overhead", "trigger", "jobmemory", "startfloor", "dialects", "startup")
 OPS = {"<=", "<", ">="}
 
 
@@ -87,6 +87,8 @@ def test_every_target_is_reported(smoke_results: Path) -> None:
     assert any("StartExecution -> SUCCEEDED" in m for m in targets["overhead"])
     assert any("cold" in m for m in targets["trigger"]) and any("warm" in m for m in targets["trigger"])
     assert any(m.startswith("ingest peak RSS") for m in targets["jobmemory"])
+    assert any("local up -> ready" in m for m in targets["startup"])
+    assert any("zygote: RUNNING -> first log line" in m for m in targets["startup"])
 
 
 def test_pipeline_result_matches_duckdb(smoke_results: Path) -> None:

@@ -88,6 +88,7 @@ PLANS = {
     "local run my-file.csv --spot-reclaim 0.3": Plan(codes=(0, 1), why="a run may lose a job to Spot"),
     "local up": Plan(background=True),
     "drop data.csv": Plan(),
+    'drop big.csv --options {"split_target_mb": 16}': Plan(),
     "run s3://BUCKET/KEY": Plan(),
     "status [EXECUTION]": Plan(),
     "logs JOB_ID [--follow]": Plan(),
@@ -193,6 +194,7 @@ def shell(tmp_path: Path) -> Iterator[Shell]:
     # The files README's examples name.
     sampledata.generate(tmp_path / "my-file.csv", rows=2000, seed=5)
     sampledata.generate(tmp_path / "data.csv", rows=2000, seed=6)
+    sampledata.generate(tmp_path / "big.csv", rows=2000, seed=7)
     state = Shell(tmp_path, env)
     try:
         yield state

@@ -46,6 +46,14 @@ def test_a_large_csv_is_split_across_the_transform_array(pipeline: Pipeline, tmp
     transform = run.stage_jobs("transform")[0]
     assert transform.array_size in (splits - 1, splits), (transform.array_size, splits)
     assert all(child.status == "SUCCEEDED" for child in transform.children)
+    # The stack's queue is fair-share (its own policy by default): every job runs under the
+    # stack's share, aggregate above the others (template.yaml SchedulingPriority).
+    described = pipeline.clients.batch.describe_jobs(jobs=[job.job_id for job in run.jobs])["jobs"]
+    assert {(j["jobName"], j.get("shareIdentifier"), j.get("schedulingPriority")) for j in described} == {
+        ("sluice-ingest", "sluice", 10),
+        ("sluice-transform", "sluice", 10),
+        ("sluice-aggregate", "sluice", 20),
+    }
 
     prefix = json.loads(execution["output"])["output"]["prefix"]
     local = tmp_path / "result.parquet"

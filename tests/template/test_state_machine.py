@@ -18,6 +18,7 @@ from tests.helpers import ROOT, load_template
 ASL_PATH = ROOT / "statemachines" / "pipeline.asl.json"
 SAMPLE_SUBSTITUTIONS = {
     "JobQueueArn": "arn:aws:batch:us-east-1:123456789012:job-queue/sluice-JobQueue",
+    "ShareIdentifier": "sluice",
     "IngestJobDefinitionArn": "arn:aws:batch:us-east-1:123456789012:job-definition/sluice-ingest:1",
     "TransformJobDefinitionArn": "arn:aws:batch:us-east-1:123456789012:job-definition/sluice-transform:1",
     "AggregateJobDefinitionArn": "arn:aws:batch:us-east-1:123456789012:job-definition/sluice-aggregate:1",
@@ -81,6 +82,22 @@ def test_every_batch_step_is_sync_and_never_sync2(definition: dict[str, Any]) ->
     }
     for state in batch_tasks.values():
         assert state["Resource"] == "arn:aws:states:::batch:submitJob.sync"
+
+
+def test_every_job_runs_under_the_stacks_share_of_the_fair_share_queue(definition: dict[str, Any]) -> None:
+    """A fair-share queue refuses a job without a share identifier or a scheduling priority
+    (https://docs.aws.amazon.com/batch/latest/APIReference/API_SubmitJob.html), and the queue is
+    always fair-share: the stack's own policy, or the one SchedulingPolicyArn names."""
+    resources = load_template()["Resources"]
+    assert resources["JobQueue"]["Properties"]["SchedulingPolicyArn"] == {
+        "Fn::If": ["CreateSchedulingPolicy", {"Ref": "SchedulingPolicy"}, {"Ref": "SchedulingPolicyArn"}]
+    }
+    assert resources["SchedulingPolicy"]["Condition"] == "CreateSchedulingPolicy"
+    for name in ("IngestJobDefinition", "TransformJobDefinition", "AggregateJobDefinition"):
+        assert isinstance(resources[name]["Properties"]["SchedulingPriority"], int)
+    for name, state in definition["States"].items():
+        if state["Type"] == "Task" and ":batch:" in state["Resource"]:
+            assert state["Parameters"]["ShareIdentifier"] == "sluice", name
 
 
 def test_retries_only_transient_errors_with_jitter_and_catches_into_one_failure(definition: dict) -> None:

@@ -298,6 +298,7 @@ class LambdaRuntime:
             env=env,
             log_group=self._log_group(version),
             memory_size=int(config.get("MemorySize", 128)),
+            runtime=runtime,
         )
 
     # ------------------------------------------------------------------ execution

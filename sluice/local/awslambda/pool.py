@@ -4,7 +4,9 @@ One worker process serves one invocation at a time, like a Lambda execution envi
 the first invocation pays the cold start (spawn + handler import), later ones reuse an
 idle worker. A timed-out or crashed worker is killed and replaced by the next cold start.
 Workers run the handler with ``sys.executable`` (the project's virtualenv interpreter),
-whatever Python version the function's ``Runtime`` names.
+whatever Python version the function's ``Runtime`` names, except for a package that ships its
+own dependencies (``sam build``'s output, deployed with ``sam deploy``): its compiled modules
+are built for the ``Runtime``'s Python, so it runs on that Python when one is installed.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ from __future__ import annotations
 import json
 import os
 import queue
+import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -60,6 +64,29 @@ class WorkerSpec:
     env: dict[str, str]
     log_group: str
     memory_size: int
+    runtime: str = ""
+
+
+def interpreter_for(runtime: str, code_dir: Path) -> str:
+    """The Python a worker runs: the project's, or the ``Runtime``'s one for a self-contained package.
+
+    A package with ``*.dist-info`` next to the handler carries its dependencies (``sam build``
+    installs them there with pip); their compiled modules (pydantic_core) load only on the Python
+    they were built for. That Python is looked up on PATH, else in pyenv's versions directory.
+    """
+    match = re.fullmatch(r"python(3\.\d+)", runtime)
+    if match is None or match.group(1) == f"{sys.version_info.major}.{sys.version_info.minor}":
+        return sys.executable
+    if not any(code_dir.glob("*.dist-info")):
+        return sys.executable
+    name = f"python{match.group(1)}"
+    found = shutil.which(name)
+    if found is None or Path(found).parent.name == "shims":
+        # A pyenv shim fails unless that version is selected; the version's own binary works.
+        pyenv_root = Path(os.environ.get("PYENV_ROOT") or Path.home() / ".pyenv")
+        candidates = sorted(pyenv_root.glob(f"versions/{match.group(1)}*/bin/{name}"))
+        found = str(candidates[-1]) if candidates else None
+    return found or sys.executable
 
 
 @dataclass
@@ -114,7 +141,7 @@ class WorkerProcess:
         env["_SLUICE_LAMBDA_RESPONSE_FD"] = str(response_w)
         try:
             self.process = subprocess.Popen(
-                [sys.executable, "-P", str(WORKER_SCRIPT)],
+                [interpreter_for(spec.runtime, spec.code_dir), "-P", str(WORKER_SCRIPT)],
                 env=env,
                 cwd=spec.code_dir,
                 stdin=subprocess.DEVNULL,

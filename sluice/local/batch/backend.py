@@ -22,7 +22,7 @@ from typing import Any
 
 from sluice.local.batch.api import BatchApi
 from sluice.local.batch.container import LocalImage, RoleCredentials, baseline_environment, build_launch
-from sluice.local.batch.executor import Executor, LaunchError, ProcessExecutor
+from sluice.local.batch.executor import Executor, LaunchError
 from sluice.local.batch.logsink import CloudWatchLogSink, LoggingSink, LogSink
 from sluice.local.batch.models import MILLI, Attempt, Job
 from sluice.local.batch.reclaim import (
@@ -36,6 +36,7 @@ from sluice.local.batch.registry import Registries
 from sluice.local.batch.scheduler import RECLAIM, TIMEOUT, TIMEOUT_REASON, Scheduler
 from sluice.local.batch.statechange import EventDispatcher, discard_event
 from sluice.local.batch.timers import Timers
+from sluice.local.batch.zygote import ZygoteExecutor
 
 log = logging.getLogger(__name__)
 
@@ -139,7 +140,8 @@ class BatchEngine:
         # (https://docs.aws.amazon.com/batch/latest/userguide/using_awslogs.html).
         self._sink.create_group_later(DEFAULT_LOG_GROUP)
         if self._executor is None:
-            self._executor = ProcessExecutor()
+            # Python job images fork from a pre-imported zygote; anything else is exec'ed.
+            self._executor = ZygoteExecutor()
         self._thread = threading.Thread(target=self._run, name="batch-scheduler", daemon=True)
         self._thread.start()
 

@@ -22,7 +22,7 @@ import subprocess
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Protocol
+from typing import IO, Protocol
 
 from sluice.local.batch.models import now_ms
 
@@ -46,6 +46,20 @@ class LaunchSpec:
     argv: tuple[str, ...]
     env: Mapping[str, str]
     cwd: str | None
+
+
+class ChildProcess(Protocol):
+    """What the I/O loop needs of a started process: ``subprocess.Popen`` or a zygote's child."""
+
+    @property
+    def pid(self) -> int: ...
+
+    @property
+    def stdout(self) -> IO[bytes] | None: ...
+
+    def wait(self) -> int:
+        """Block until the process has exited; its return code (-signal if signalled)."""
+        ...
 
 
 class RunningProcess(Protocol):
@@ -111,10 +125,12 @@ class _Process:
     __slots__ = ("popen", "pidfd", "stdout", "splitter", "on_output", "on_exit", "lock", "done", "eof")
 
     def __init__(
-        self, popen: subprocess.Popen[bytes], on_output: OutputCallback, on_exit: ExitCallback
+        self, popen: ChildProcess, on_output: OutputCallback, on_exit: ExitCallback, pidfd: int | None = None
     ) -> None:
         self.popen = popen
-        self.pidfd = os.pidfd_open(popen.pid) if _HAS_PIDFD else -1
+        if pidfd is None:
+            pidfd = os.pidfd_open(popen.pid) if _HAS_PIDFD else -1
+        self.pidfd = pidfd
         assert popen.stdout is not None
         self.stdout = popen.stdout.fileno()
         os.set_blocking(self.stdout, False)
@@ -160,6 +176,22 @@ class ProcessExecutor:
         self._thread.start()
 
     def launch(self, spec: LaunchSpec, on_output: OutputCallback, on_exit: ExitCallback) -> RunningProcess:
+        popen, pidfd = self._spawn(spec)
+        process = _Process(popen, on_output, on_exit, pidfd)
+        with self._lock:
+            if self._closing:
+                process.kill()
+                raise LaunchError("the executor is shutting down")
+            self._new.append(process)
+        if not _HAS_PIDFD:
+            threading.Thread(
+                target=self._wait_thread, args=(process,), name="batch-wait", daemon=True
+            ).start()
+        self._wake()
+        return process
+
+    def _spawn(self, spec: LaunchSpec) -> tuple[ChildProcess, int | None]:
+        """Start the attempt's process (and give its pidfd, if known); raise LaunchError."""
         try:
             popen = subprocess.Popen(
                 spec.argv,
@@ -173,18 +205,7 @@ class ProcessExecutor:
             )
         except OSError as error:
             raise LaunchError(str(error)) from error
-        process = _Process(popen, on_output, on_exit)
-        with self._lock:
-            if self._closing:
-                process.kill()
-                raise LaunchError("the executor is shutting down")
-            self._new.append(process)
-        if not _HAS_PIDFD:
-            threading.Thread(
-                target=self._wait_thread, args=(process,), name="batch-wait", daemon=True
-            ).start()
-        self._wake()
-        return process
+        return popen, None
 
     def close(self) -> None:
         with self._lock:

@@ -17,7 +17,7 @@ from typing import Any, NamedTuple, cast
 from sluice.local.batch import validation
 from sluice.local.batch.errors import ClientException
 from sluice.local.batch.fairshare import check_job_share, check_scheduling_priority
-from sluice.local.batch.models import ENABLED, Job, JobSpec, Resources
+from sluice.local.batch.models import ENABLED, Job, JobQueue, JobSpec, Resources
 from sluice.local.batch.multinode import MULTINODE, MultiNodeSpec, NodePlan, plan_nodes
 from sluice.local.batch.registry import Registry
 from sluice.local.batch.retry import parse_retry_strategy
@@ -122,7 +122,7 @@ def build_submission(
         array_size=array_size,
         tags=dict(request.get("tags") or {}),
         propagate_tags=bool(request.get("propagateTags", definition.request.get("propagateTags", False))),
-        scheduling_priority=_scheduling_priority(request, definition.request),
+        scheduling_priority=_scheduling_priority(request, definition.request, queue),
         share_identifier=check_job_share(request.get("shareIdentifier"), queue),
         overrides_too_long=overrides_chars > MAX_OVERRIDES_CHARS,
     )
@@ -213,14 +213,24 @@ def _with_nodes(spec: JobSpec, plan: NodePlan, groups: list[_Container]) -> JobS
     return replace(spec, multinode=MultiNodeSpec(plan.num_nodes, plan.main_node, node_specs, properties))
 
 
-def _scheduling_priority(request: dict[str, Any], definition: dict[str, Any]) -> int | None:
+def _scheduling_priority(request: dict[str, Any], definition: dict[str, Any], queue: JobQueue) -> int | None:
     """schedulingPriorityOverride (0-9999) over the definition's schedulingPriority; it orders jobs
     only within one share of a fair-share queue (API_SubmitJob), and is kept (not refused) on a FIFO
-    queue, where it has no effect (ND)."""
+    queue, where it has no effect (ND).
+
+    A fair-share queue needs one of the two. The API reference does not say so, but Batch refuses
+    such a job with this ClientException (as quoted by users of the API, e.g. nextflow-io/nextflow
+    pull request 3505), so the local engine does too.
+    """
     override = check_scheduling_priority(
         request.get("schedulingPriorityOverride"), "schedulingPriorityOverride"
     )
-    return override if override is not None else cast(int | None, definition.get("schedulingPriority"))
+    priority = override if override is not None else cast(int | None, definition.get("schedulingPriority"))
+    if priority is None and queue.scheduling_policy_arn is not None:
+        raise ClientException(
+            "Either schedulingPriority in job definition or schedulingPriorityOverride should be specified."
+        )
+    return priority
 
 
 def substitute_parameters(command: tuple[str, ...], parameters: dict[str, str]) -> tuple[str, ...]:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import pickle
+import threading
 from pathlib import Path
 from typing import Any, cast
 
@@ -48,8 +50,29 @@ def _construct_intrinsic(loader: _CfnLoader, tag_suffix: str, node: yaml.Node) -
 _CfnLoader.add_multi_constructor("!", _construct_intrinsic)
 
 
+# text -> the parsed template, pickled: `sluice local up` reads template.yaml three times (the
+# CLI's check, the deploy, the stack record), and parsing YAML is 0.1-0.3 s each time.
+_PARSED: dict[str, bytes] = {}
+_PARSED_KEPT = 8
+_PARSED_LOCK = threading.Lock()
+
+
 def loads_template(text: str, *, source: str = "<template>") -> dict[str, Any]:
-    """Parse template text (JSON or YAML) into a plain dict with long-form intrinsics."""
+    """Parse template text (JSON or YAML) into a plain dict with long-form intrinsics (a new dict
+    on every call: callers may change it)."""
+    with _PARSED_LOCK:
+        pickled = _PARSED.get(text)
+    if pickled is not None:
+        return cast(dict[str, Any], pickle.loads(pickled))
+    data = _parse(text, source)
+    with _PARSED_LOCK:
+        _PARSED[text] = pickle.dumps(data, protocol=pickle.HIGHEST_PROTOCOL)
+        while len(_PARSED) > _PARSED_KEPT:
+            del _PARSED[next(iter(_PARSED))]
+    return data
+
+
+def _parse(text: str, source: str) -> dict[str, Any]:
     try:
         if text.lstrip().startswith("{"):
             data = json.loads(text)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, cast
 
@@ -43,6 +44,19 @@ _NOT_EMULATED_ARNS = {
     "AWS::CloudWatch::CompositeAlarm": "arn:{partition}:cloudwatch:{region}:{account}:alarm:{name}",
     "AWS::CloudWatch::Dashboard": "arn:{partition}:cloudwatch::{account}:dashboard/{name}",
 }
+
+
+# Told about each resource as it is created: (logical id, type, status, created or None,
+# evaluated properties); status is CREATE_IN_PROGRESS, then CREATE_COMPLETE.
+ResourceProgress = Callable[[str, str, str, Created | None, dict[str, Any]], None]
+# A resource a stack update may keep: logical id -> (type, evaluated properties, what was created).
+ExistingResources = dict[str, tuple[str, dict[str, Any], Created]]
+
+
+def forget_stack(stack_name: str) -> None:
+    """Drop a deleted stack from :func:`deployed_stacks`."""
+    with _deployed_lock:
+        _deployed[:] = [s for s in _deployed if s.stack_name != stack_name]
 
 
 def supported_types() -> list[str]:
@@ -94,9 +108,19 @@ class _Deployment:
         stack_name: str,
         parameter_overrides: dict[str, str] | None,
         base_dir: Path,
+        source: dict[str, Any] | None = None,
+        on_resource: ResourceProgress | None = None,
+        stack_id: str | None = None,
+        credentials: tuple[str, str, str | None] | None = None,
+        existing: ExistingResources | None = None,
+        replace: Callable[[str], None] | None = None,
     ) -> None:
         partition, url_suffix = partition_for(region)
+        self.existing = dict(existing or {})
+        self.replace = replace
         self.template_path = template_path
+        self.source = source
+        self.on_resource = on_resource
         self.overrides = dict(parameter_overrides or {})
         self.ctx = CreateContext(
             endpoint_url=endpoint_url,
@@ -106,8 +130,11 @@ class _Deployment:
             partition=partition,
             url_suffix=url_suffix,
             base_dir=base_dir,
+            credentials=credentials,
         )
         self.pseudo = pseudo_parameters(region, account_id, stack_name)
+        if stack_id is not None:
+            self.pseudo["AWS::StackId"] = stack_id
 
     def _ssm_lookup(self, name: str) -> str:
         try:
@@ -124,7 +151,7 @@ class _Deployment:
         return names or [f"{region}{letter}" for letter in "abc"]
 
     def run(self) -> DeployedStack:
-        source = load_template(self.template_path)
+        source = self.source if self.source is not None else load_template(self.template_path)
         params = resolve_parameters(source.get("Parameters") or {}, self.overrides, self._ssm_lookup)
         sam_values = {**{k: v for k, v in self.pseudo.items() if isinstance(v, str)}}
         sam_values.update({k: ",".join(v) if isinstance(v, list) else v for k, v in params.items()})
@@ -193,6 +220,18 @@ class _Deployment:
         if props is NO_VALUE:
             props = {}
         creator = CREATORS.get(rtype)
+        kept = self.existing.get(lid)
+        if kept is not None and kept[0] == rtype and kept[1] == props:
+            # An update keeps a resource whose type and resolved properties did not change.
+            created = kept[2]
+            if creator is None:
+                stack.not_emulated.append((lid, rtype))
+            self._record(evaluator, stack, lid, resource, rtype, props, created)
+            return
+        if kept is not None and self.replace is not None:
+            self.replace(lid)  # changed: the old one goes first (local names are stable)
+        if self.on_resource is not None:
+            self.on_resource(lid, rtype, "CREATE_IN_PROGRESS", None, props)
         if creator is None:
             created = self._not_emulated(stack, lid, rtype)
         else:
@@ -210,11 +249,26 @@ class _Deployment:
             except (BotoCoreError, ValueError, TypeError) as exc:
                 raise DeployError(lid, f"creating {rtype} failed: {exc}") from exc
             log.debug("created %s (%s): %s", lid, rtype, created.physical_id)
+        self._record(evaluator, stack, lid, resource, rtype, props, created)
+        if self.on_resource is not None:
+            self.on_resource(lid, rtype, "CREATE_COMPLETE", created, props)
+
+    def _record(
+        self,
+        evaluator: Evaluator,
+        stack: DeployedStack,
+        lid: str,
+        resource: dict[str, Any],
+        rtype: str,
+        props: dict[str, Any],
+        created: Created,
+    ) -> None:
         evaluator.created[lid] = created
         stack.resources[lid] = created.physical_id
         stack.resource_types[lid] = rtype
         stack.attributes[lid] = dict(created.attributes)
         stack.metadata[lid] = dict(resource.get("Metadata") or {})
+        stack.properties[lid] = props
 
     def _not_emulated(self, stack: DeployedStack, lid: str, rtype: str) -> Created:
         # Reported once per resource, never silently dropped: it exists on AWS, not here. The
@@ -253,11 +307,23 @@ def deploy_template(
     stack_name: str = "sluice",
     parameter_overrides: dict[str, str] | None = None,
     project_root: Path | None = None,
+    source: dict[str, Any] | None = None,
+    on_resource: ResourceProgress | None = None,
+    stack_id: str | None = None,
+    credentials: tuple[str, str, str | None] | None = None,
+    existing: ExistingResources | None = None,
+    replace: Callable[[str], None] | None = None,
 ) -> DeployedStack:
     """Deploy a SAM or CloudFormation template to the local cloud at ``endpoint_url``.
 
     Relative paths in the template (``CodeUri``, ``DefinitionUri``) resolve against
     ``project_root``, which defaults to the template's directory (SAM's rule).
+    ``source``, when given, is the parsed template (``template_path`` then only names it);
+    ``on_resource`` is told about each resource as it is created; ``stack_id`` is what
+    ``AWS::StackId`` yields (a stable id by default); ``credentials`` sign the calls (the
+    process's credentials by default). ``existing`` are the resources of the stack being
+    updated: one whose type and resolved properties are unchanged is kept as it is; for a changed
+    one ``replace(logical_id)`` is called before its replacement is created.
     Raises :class:`DeployError` naming the resource (or section) at fault.
     """
     template_path = Path(template_path)
@@ -270,6 +336,12 @@ def deploy_template(
         stack_name=stack_name,
         parameter_overrides=parameter_overrides,
         base_dir=base_dir.resolve(),
+        source=source,
+        on_resource=on_resource,
+        stack_id=stack_id,
+        credentials=credentials,
+        existing=existing,
+        replace=replace,
     ).run()
     with _deployed_lock:
         _deployed.append(stack)

@@ -44,6 +44,8 @@ class DeployedStack:
     parameters: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     project_root: Path | None = None
+    # logical id -> the resource's properties with intrinsics resolved (what deleting it needs)
+    properties: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def physical_id(self, logical_id: str) -> str:
         return self.resources[logical_id]

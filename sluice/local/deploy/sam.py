@@ -8,22 +8,33 @@ and mapped back afterwards. The result carries each local artifact the way
 ``DefinitionS3Location`` and ``AWS::Lambda::LayerVersion`` ``Content``.
 The translator never calls AWS: managed-policy names come from the map bundled with
 aws-sam-translator, and the session only supplies the region.
+
+The translation is a pure function of the template (local paths already swapped for
+placeholders), the parameter values, the region and the translator's version, so its result
+is kept on disk under that key (``$SLUICE_CACHE_DIR`` or ``$XDG_CACHE_HOME/sluice``, else
+``~/.cache/sluice``; ``SLUICE_CACHE_DIR=off`` disables it). A hit skips importing the
+translator (~0.8 s with jsonschema) and running it (0.1-0.4 s) on every `sluice local up`.
 """
 
 from __future__ import annotations
 
 import copy
+import hashlib
+import json
+import logging
+import os
+import tempfile
+from importlib import metadata
 from pathlib import Path
-from typing import Any, TypeGuard
-
-import boto3
-from samtranslator.internal.managed_policies import get_bundled_managed_policy_map
-from samtranslator.metrics.metrics import DummyMetricsPublisher, Metrics
-from samtranslator.model.exceptions import ExceptionWithMessage, InvalidDocumentException
-from samtranslator.parser.parser import Parser
-from samtranslator.translator.translator import Translator
+from typing import TYPE_CHECKING, Any, TypeGuard
 
 from sluice.local.deploy.errors import DeployError
+
+if TYPE_CHECKING:
+    from samtranslator.model.exceptions import ExceptionWithMessage
+
+log = logging.getLogger(__name__)
+_CACHE_FILES_KEPT = 32
 
 SAM_TRANSFORM = "AWS::Serverless-2016-10-31"
 # Transforms whose effect the deployer provides itself (Fn::Length, Fn::ToJsonString,
@@ -107,6 +118,28 @@ def apply_transforms(
     if SAM_TRANSFORM not in transforms:
         return template
     local = _swap_local_paths(template, base_dir)
+    key = _cache_key(template, parameter_values, region)
+    translated = _cached(key)
+    if translated is None:
+        # Through JSON either way, so a cached and a fresh translation are the same data.
+        text = json.dumps(_translate(template, region, parameter_values))
+        translated = json.loads(text)
+        _store(key, text)
+    translated["Transform"] = [t for t in transforms if t != SAM_TRANSFORM] or None
+    if translated["Transform"] is None:
+        del translated["Transform"]
+    _restore_local_paths(translated, local)
+    return translated
+
+
+def _translate(template: dict[str, Any], region: str, parameter_values: dict[str, Any]) -> dict[str, Any]:
+    import boto3
+    from samtranslator.internal.managed_policies import get_bundled_managed_policy_map
+    from samtranslator.metrics.metrics import DummyMetricsPublisher, Metrics
+    from samtranslator.model.exceptions import ExceptionWithMessage, InvalidDocumentException
+    from samtranslator.parser.parser import Parser
+    from samtranslator.translator.translator import Translator
+
     # Metrics go nowhere (the translator would otherwise warn that they were never published).
     metrics = Metrics("ServerlessTransform", DummyMetricsPublisher())
     translator = Translator(
@@ -128,8 +161,52 @@ def apply_transforms(
         raise _cause_to_error(exc) from exc
     finally:
         metrics.publish()
-    translated["Transform"] = [t for t in transforms if t != SAM_TRANSFORM] or None
-    if translated["Transform"] is None:
-        del translated["Transform"]
-    _restore_local_paths(translated, local)
     return translated
+
+
+def _cache_dir() -> Path | None:
+    chosen = os.environ.get("SLUICE_CACHE_DIR")
+    if chosen == "off":
+        return None
+    if chosen:
+        return Path(chosen) / "sam"
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "sluice" / "sam"
+
+
+def _cache_key(template: dict[str, Any], parameter_values: dict[str, Any], region: str) -> str | None:
+    try:
+        version = metadata.version("aws-sam-translator")
+        text = json.dumps([version, region, template, parameter_values], sort_keys=True, default=repr)
+    except (metadata.PackageNotFoundError, TypeError, ValueError):
+        return None
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _cached(key: str | None) -> dict[str, Any] | None:
+    directory = _cache_dir()
+    if key is None or directory is None:
+        return None
+    try:
+        found = json.loads((directory / f"{key}.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return found if isinstance(found, dict) else None
+
+
+def _store(key: str | None, text: str) -> None:
+    """Write atomically (concurrent deploys may race) and keep the newest few; never fail a deploy."""
+    directory = _cache_dir()
+    if key is None or directory is None:
+        return
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(dir=directory, suffix=".tmp")
+        with os.fdopen(handle, "w", encoding="utf-8") as out:
+            out.write(text)
+        os.replace(temporary, directory / f"{key}.json")
+        files = sorted(directory.glob("*.json"), key=lambda path: path.stat().st_mtime, reverse=True)
+        for stale in files[_CACHE_FILES_KEPT:]:
+            stale.unlink(missing_ok=True)
+    except OSError as error:
+        log.debug("SAM translation not cached: %s", error)

@@ -128,8 +128,18 @@ def _read_metadata(loader: Any, name: str) -> dict[str, Any]:
     return dict(model["metadata"])
 
 
-@lru_cache(maxsize=1)
+_SIGNING_INDEX_LOCK = threading.Lock()
+
+
 def _signing_index() -> dict[str, tuple[str, ...]]:
+    # Built once, by whichever request comes first (the first requests arrive together: without
+    # the lock each built it, reading ~450 model files, on a cloud that is still starting).
+    with _SIGNING_INDEX_LOCK:
+        return _build_signing_index()
+
+
+@lru_cache(maxsize=1)
+def _build_signing_index() -> dict[str, tuple[str, ...]]:
     loader = _session().get_component("data_loader")
     index: dict[str, list[str]] = {}
     for name in loader.list_available_services("service-2"):

@@ -40,6 +40,8 @@
    to tell a missing object from a failure); moto knows only DynamoDb and Sfn and writes the
    rest in lower case (`s3.NoSuchKeyException`), which no Catch written for AWS matches.
    https://docs.aws.amazon.com/step-functions/latest/dg/supported-services-awssdk.html
+11. Batch SubmitJob members: moto drops those outside a fixed list (ShareIdentifier,
+   SchedulingPriorityOverride, PropagateTags, NodeOverrides, ...); all are passed on here.
 
 `install(emit, hold)` applies all of it to moto's classes (process-wide, like moto's
 backends); `uninstall()` restores moto's own methods; `suspended()` is moto as shipped for a
@@ -522,6 +524,27 @@ def _install_sdk_error_names(installed: bool) -> None:
             names.pop(service, None)
 
 
+# -- 11. every SubmitJob parameter ------------------------------------------------------
+
+# moto keeps a fixed list of SubmitJob members for the Batch integration and silently drops the
+# rest, ShareIdentifier and SchedulingPriorityOverride among them, so a job never reaches a
+# fair-share queue with its share. Step Functions passes SubmitJob's members through (its Batch
+# page lists SubmitJob with PropagateTags among the example's arguments,
+# https://docs.aws.amazon.com/step-functions/latest/dg/connect-batch.html, and fair-share
+# pipelines submit with ShareIdentifier through submitJob.sync); here every member of the
+# botocore model's SubmitJob input is passed on, in PascalCase as states write them.
+
+
+def _batch_supported_parameters(self: Any) -> set[str] | None:
+    if self.resource.api_action.lower() != "submitjob":
+        return None
+    found = _service_operations("batch")
+    assert found is not None  # botocore always models Batch
+    model, _ = found
+    members = model.operation_model("SubmitJob").input_shape.members
+    return {name[:1].upper() + name[1:] for name in members}
+
+
 # -- install / uninstall ------------------------------------------------------------------
 
 # (class or module, attribute, replacement); modules call `CustomErrorName(...)` by name.
@@ -529,6 +552,7 @@ _PATCHES: list[tuple[Any, str, Callable[..., Any] | property]] = [
     (StateTaskService, "_normalise_parameters", _normalise_parameters),
     (StateTaskService, "_normalise_response", _normalise_response),
     (StateTaskServiceBatch, "_build_sync_resolver", _build_sync_resolver),
+    (StateTaskServiceBatch, "_get_supported_parameters", _batch_supported_parameters),
     (Execution, "start", _execution_start),
     (Execution, "status", property(_execution_status)),
     (WorkerCommunication, "terminated", _execution_terminated),

@@ -21,7 +21,7 @@ import pytest
 
 from sluice import sampledata
 from sluice.aws import Clients
-from sluice.cli.localrun import LOCAL_PARAMETERS, register_stack
+from sluice.cli.localrun import LOCAL_PARAMETERS
 from sluice.local.cloud import LocalCloud
 from sluice.local.deploy.cfnyaml import load_template
 from sluice.stack import DEFAULT_STACK, load_outputs
@@ -142,8 +142,7 @@ def run_pipeline(tmp_path: Path) -> Iterator[Callable[[dict[str, Any], str], Run
         cloud = LocalCloud(project_root=ROOT, state_dir=state)
         clouds.append(cloud)
         cloud.start()
-        stack = cloud.deploy(path, LOCAL_PARAMETERS)
-        register_stack(cloud.client("cloudformation"), stack)
+        cloud.deploy(path, LOCAL_PARAMETERS)
         outputs = load_outputs(cloud.client("cloudformation"), DEFAULT_STACK)
         clients = Clients(endpoint_url=cloud.endpoint_url)
         source = sources[kind]

@@ -30,13 +30,30 @@ class CreateContext:
     url_suffix: str
     base_dir: Path
     warnings: list[str] = field(default_factory=list)
+    # (access key, secret key, session token) to sign with; None: the process's credentials.
+    credentials: tuple[str, str, str | None] | None = None
     _clients: dict[str, BaseClient] = field(default_factory=dict, repr=False)
+    # One session for every client: a new session sets up botocore's handlers and data again.
+    _session: boto3.session.Session | None = field(default=None, repr=False)
 
     def client(self, service: str) -> Any:
         if service not in self._clients:
             # Signs as whoever deploys (the process's credentials: on the local cloud, the
-            # administrator), like `sam deploy` does.
-            self._clients[service] = boto3.session.Session(region_name=self.region).client(
+            # administrator, like `sam deploy`; or the CloudFormation caller's, as given).
+            keys = self.credentials
+            if self._session is None:
+                self._session = (
+                    boto3.session.Session(
+                        region_name=self.region,
+                        aws_access_key_id=keys[0],
+                        aws_secret_access_key=keys[1],
+                        aws_session_token=keys[2],
+                    )
+                    if keys is not None
+                    else boto3.session.Session(region_name=self.region)
+                )
+            session = self._session
+            self._clients[service] = session.client(
                 service,
                 endpoint_url=self.endpoint_url,
                 config=Config(retries={"max_attempts": 3, "mode": "standard"}),
