@@ -28,7 +28,8 @@ def fair_share_setup(batch: Any, *, slots: int, policy: dict[str, Any] | None = 
     batch.environment(max_vcpus=slots, state="DISABLED")
     arn = batch.client.create_scheduling_policy(name="fair", fairsharePolicy=policy or {})["arn"]
     batch.queue(schedulingPolicyArn=arn)
-    batch.definition(vcpus="1", memory="2048")
+    # A fair-share queue refuses a job with no scheduling priority at all (see the test below).
+    batch.definition(vcpus="1", memory="2048", schedulingPriority=0)
     return str(arn)
 
 
@@ -332,7 +333,7 @@ def test_capacity_divides_by_weight_while_both_have_backlog(batch):
 def test_priority_orders_jobs_within_a_share(batch):
     fair_share_setup(batch, slots=1)
     batch.definition("urgent", schedulingPriority=50)
-    low = batch.submit("low", shareIdentifier="A")  # no priority: 0
+    low = batch.submit("low", shareIdentifier="A")  # the definition's priority: 0
     mid = batch.submit("mid", shareIdentifier="A", schedulingPriorityOverride=20)
     high = batch.submit("high", definition="urgent", shareIdentifier="A")
     mid_too = batch.submit("mid2", shareIdentifier="A", schedulingPriorityOverride=20)
@@ -377,3 +378,22 @@ def test_share_decay_forgets_old_usage(batch, decay_seconds, first):
     open_capacity(batch)
     batch.executor.wait_launched(3)
     assert batch.executor.launched[2].job_id == jobs[first]
+
+
+def test_a_fair_share_job_needs_a_scheduling_priority(batch):
+    """Batch refuses it with this ClientException (quoted by API users, e.g. nextflow-io/nextflow
+    pull request 3505; API_SubmitJob does not say so)."""
+    fair_share_setup(batch, slots=1)
+    batch.definition("unranked", vcpus="1", memory="2048")
+    message = client_error(
+        batch.client.submit_job,
+        jobName="j",
+        jobQueue="q",
+        jobDefinition="unranked",
+        shareIdentifier="A",
+    )
+    assert (
+        "Either schedulingPriority in job definition or schedulingPriorityOverride should be specified"
+        in message
+    )
+    assert batch.submit("ranked", definition="unranked", shareIdentifier="A", schedulingPriorityOverride=1)
