@@ -24,6 +24,7 @@ ORDER = (
     "dialects",
     "planner",
     "startup",
+    "manyfiles",
 )
 TITLES = {
     "throughput": "1. Throughput: local pipeline vs DuckDB and Polars",
@@ -34,6 +35,7 @@ TITLES = {
     "startfloor": "6. Job start floor",
     "dialects": "7. Ingest rate per CSV dialect",
     "planner": "8. Split planner: bounded reads at any input size",
+    "manyfiles": "10. Many small files: one manifest run vs separate uploads",
     "startup": "9. Local cloud start (`sluice local up` -> ready) and job start (zygote vs exec)",
 }
 

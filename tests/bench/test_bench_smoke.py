@@ -16,7 +16,17 @@ from tests.helpers import ROOT
 
 pytestmark = pytest.mark.timeout(300)
 
-COMMON_FORMAT = ("throughput", "overhead", "trigger", "jobmemory", "startfloor", "dialects", "startup")
+COMMON_FORMAT = (
+    "throughput",
+    "overhead",
+    "trigger",
+    "jobmemory",
+    "startfloor",
+    "dialects",
+    "startup",
+    "planner",
+    "manyfiles",
+)
 OPS = {"<=", "<", ">="}
 
 
