@@ -21,7 +21,7 @@ import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 from botocore.client import BaseClient
 from ingest.job import chunk_bytes
-from ingest.splits import read_split
+from ingest.splits import manifest_schema, read_split
 from jobkit import s3 as s3io
 from jobkit.context import JobContext
 from jobkit.errors import BadInput, JobError
@@ -49,7 +49,7 @@ from jobkit.manifest import (
     SplitRejects,
 )
 from jobkit.options import Options
-from jobkit.partials import ROWS, finalize, merge_partials, partial_from_rows
+from jobkit.partials import ROWS, PartialBuilder, finalize, merge_partials
 from jobkit.workdir import read_manifest
 
 ALLOW_MISSING_VARIABLE = "SLUICE_ALLOW_MISSING_SHARDS"
@@ -142,14 +142,9 @@ def _check_splits(
                 ]
             }
         )
-        tables: list[pa.Table] = []
-        result = read_split(s3, whole, 0, manifest, tables.append, chunk_bytes(ctx))
-        merged = merge_partials(
-            pa.concat_tables([partial_from_rows(pa.concat_tables(tables), manifest.options)])
-            if tables
-            else merged.slice(0, 0),
-            manifest.options,
-        )
+        builder = PartialBuilder(manifest_schema(manifest), manifest.options)
+        result = read_split(s3, whole, 0, manifest, builder.add, chunk_bytes(ctx))
+        merged = builder.result()
         rows, rows_read = result.rows, result.rows_read
         rejects = [result.rejects] if result.rejects is not None else []
     else:

@@ -30,7 +30,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterator
 from contextlib import closing
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import pyarrow as pa
 from botocore.client import BaseClient
@@ -140,21 +140,12 @@ def why_not_splittable(
 
 
 @dataclass
-class RangeRead:
-    """Counts of one range, for the split's record."""
-
-    records_end: int = -1  # offset just past the range's last record (its line break)
-    owned_start: int = -1  # offset of the range's first record
-
-
-@dataclass
 class SplitResult:
     rows: int = 0  # rows accepted
     rows_read: int = 0  # rows accepted + rejected
     rejects: SplitRejects | None = None
     spill: bool = False  # a range ended inside a quoted field (see the module's docstring)
     bytes_read: int = 0
-    ranges: list[RangeRead] = field(default_factory=list)
 
 
 class RangeSource:
@@ -171,7 +162,6 @@ class RangeSource:
         self._pieces = self._owned()
         self.bytes_fetched = 0
         self.owned_start = -1 if self._skip else part.start
-        self.records_end = -1
 
     def fetch(self, start: int, stop: int) -> Iterator[bytes]:
         kwargs: dict[str, str] = {
@@ -229,11 +219,9 @@ class RangeSource:
             if look_from < len(data):
                 newline = data.find(b"\n", look_from)
                 if newline >= 0:
-                    self.records_end = offset + newline + 1
                     yield data[begin : newline + 1]
                     return
             yield data[begin:]
-        self.records_end = self._item.size
 
     def read(self, n: int) -> bytes:
         while len(self._buf) < n:
@@ -292,7 +280,6 @@ def read_split(
         result.rows += rows
         result.rows_read += rows + tracker.count
         result.bytes_read += source.bytes_fetched
-        result.ranges.append(RangeRead(source.records_end, source.owned_start))
         if tracker.count:
             count += tracker.count
             for reason, n in tracker.by_reason.items():
@@ -317,7 +304,7 @@ def _parse(
     first_line: int,
 ) -> int:
     assert manifest.dialect is not None  # split runs are CSV/TSV
-    schema = pa.schema([pa.field(c.name, pa.type_for_alias(c.type)) for c in manifest.columns])
+    schema = manifest_schema(manifest)
     resume = Resume(manifest.dialect.delimiter, index.input_columns, schema, first_line)
     encoding = TextEncoding("utf-8", manifest.dialect.bom, False)
     reader = DelimitedReader(
@@ -326,6 +313,11 @@ def _parse(
     for table in reader.tables():
         consume(table)
     return reader.rows_accepted
+
+
+def manifest_schema(manifest: Manifest) -> pa.Schema:
+    """The columns the manifest records (name and Arrow type), as the schema rows are read into."""
+    return pa.schema([pa.field(c.name, pa.type_for_alias(c.type)) for c in manifest.columns])
 
 
 def _exact_error(

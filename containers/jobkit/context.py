@@ -88,26 +88,12 @@ class JobContext:
             raise BadInput(f"invalid input descriptor: {describe_validation_error(exc)}") from None
 
     def shard_target_bytes(self) -> int:
-        raw = self.env.get("SLUICE_SHARD_TARGET_MB") or str(DEFAULT_SHARD_TARGET_MB)
-        try:
-            mb = float(raw)
-        except ValueError:
-            raise JobError(f"SLUICE_SHARD_TARGET_MB is not a number: {raw!r}") from None
-        if not mb > 0:
-            raise JobError(f"SLUICE_SHARD_TARGET_MB must be positive, got {raw!r}")
-        return max(1, int(mb * 1024 * 1024))
+        return _megabytes(self.env, "SLUICE_SHARD_TARGET_MB", DEFAULT_SHARD_TARGET_MB)
 
     def split_target_bytes(self) -> int:
         """Bytes of input per transform child of a split run (ingest/splits.py); a smaller input
         is read in one pass."""
-        raw = self.env.get("SLUICE_SPLIT_TARGET_MB") or str(DEFAULT_SPLIT_TARGET_MB)
-        try:
-            mb = float(raw)
-        except ValueError:
-            raise JobError(f"SLUICE_SPLIT_TARGET_MB is not a number: {raw!r}") from None
-        if not mb > 0:
-            raise JobError(f"SLUICE_SPLIT_TARGET_MB must be positive, got {raw!r}")
-        return max(1, int(mb * 1024 * 1024))
+        return _megabytes(self.env, "SLUICE_SPLIT_TARGET_MB", DEFAULT_SPLIT_TARGET_MB)
 
     def max_shards(self) -> int:
         value = _int(self.env, "SLUICE_MAX_SHARDS", DEFAULT_MAX_SHARDS)
@@ -140,6 +126,18 @@ def _opt_int(env: Mapping[str, str], name: str) -> int | None:
         return int(raw)
     except ValueError:
         raise JobError(f"environment variable {name} is not an integer: {raw!r}") from None
+
+
+def _megabytes(env: Mapping[str, str], name: str, default: float) -> int:
+    """A positive size in MiB from the environment, as bytes."""
+    raw = env.get(name) or str(default)
+    try:
+        mb = float(raw)
+    except ValueError:
+        raise JobError(f"{name} is not a number: {raw!r}") from None
+    if not mb > 0:
+        raise JobError(f"{name} must be positive, got {raw!r}")
+    return max(1, int(mb * 1024 * 1024))
 
 
 def _int(env: Mapping[str, str], name: str, default: int) -> int:

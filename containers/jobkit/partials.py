@@ -177,3 +177,32 @@ def finalize(partial: pa.Table, options: Options) -> pa.Table:
             value = pc.if_else(pc.greater(count, 1), pc.sqrt(var), null)
         result[f"{column}_{metric}"] = value
     return _sorted(pa.table(result), options.group_by)
+
+
+class PartialBuilder:
+    """Rows in, in order; one merged partial out. A partial is made of every `batch_rows` rows, so
+    memory stays bounded whatever the input's size, and the result is the same on every attempt."""
+
+    def __init__(self, schema: pa.Schema, options: Options, batch_rows: int = 1_000_000) -> None:
+        self._schema = schema
+        self._options = options
+        self._batch_rows = batch_rows
+        self._partials: list[pa.Table] = []
+        self._pending: list[pa.Table] = []
+        self._pending_rows = 0
+
+    def add(self, table: pa.Table) -> None:
+        self._pending.append(table)
+        self._pending_rows += table.num_rows
+        if self._pending_rows >= self._batch_rows:
+            self._flush()
+
+    def _flush(self) -> None:
+        rows = pa.concat_tables(self._pending) if self._pending else self._schema.empty_table()
+        self._partials.append(partial_from_rows(rows, self._options))
+        self._pending, self._pending_rows = [], 0
+
+    def result(self) -> pa.Table:
+        if self._pending or not self._partials:
+            self._flush()
+        return merge_partials(pa.concat_tables(self._partials), self._options)

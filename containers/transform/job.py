@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from botocore.client import BaseClient
 from ingest.job import chunk_bytes
-from ingest.splits import read_split
+from ingest.splits import manifest_schema, read_split
 from jobkit import s3 as s3io
 from jobkit.context import JobContext
 from jobkit.errors import BadInput, JobError
@@ -27,7 +27,7 @@ from jobkit.keys import partial_key, shard_key, split_rejects_key
 from jobkit.log import JsonLogger, Stopwatch
 from jobkit.manifest import Manifest, RerunPlan, SplitIndex, SplitRejects
 from jobkit.options import Options
-from jobkit.partials import merge_partials, partial_from_rows
+from jobkit.partials import PartialBuilder, merge_partials, partial_from_rows
 from jobkit.workdir import read_manifest
 
 BATCH_ROWS = 1_000_000  # bounds memory per step for shards larger than the usual target
@@ -100,31 +100,14 @@ def _split_partial(
         raise JobError(f"split {number} is out of range: the plan lists {len(index.splits)}")
     rejects_key = split_rejects_key(ctx.work_prefix, number)
     s3.delete_object(Bucket=bucket, Key=rejects_key)
-    options = manifest.options
-    partials: list[pa.Table] = []
-    pending: list[pa.Table] = []
-    pending_rows = 0
-
-    def consume(table: pa.Table) -> None:
-        nonlocal pending_rows
-        pending.append(table)
-        pending_rows += table.num_rows
-        if pending_rows >= BATCH_ROWS:
-            partials.append(partial_from_rows(pa.concat_tables(pending), options))
-            pending.clear()
-            pending_rows = 0
+    builder = PartialBuilder(manifest_schema(manifest), manifest.options, BATCH_ROWS)
 
     try:
-        result = read_split(s3, index, number, manifest, consume, chunk_bytes(ctx))
+        result = read_split(s3, index, number, manifest, builder.add, chunk_bytes(ctx))
     except BadInput as exc:
         fatal = SplitRejects(split=number, count=0, by_reason={}, examples=[], fatal=str(exc))
         s3io.put_json(s3, bucket, rejects_key, fatal.model_dump())
         raise
-    if pending or not partials:
-        empty = [
-            pa.schema([pa.field(c.name, pa.type_for_alias(c.type)) for c in manifest.columns]).empty_table()
-        ]
-        partials.append(partial_from_rows(pa.concat_tables(pending or empty), options))
     if result.rejects is not None:
         s3io.put_json(s3, bucket, rejects_key, result.rejects.model_dump())
         log.warning("rows rejected", split=number, rejected=result.rejects.count)
@@ -133,7 +116,7 @@ def _split_partial(
     if result.spill:
         stats["spill"] = "true"
         log.warning("split ended inside a quoted field; aggregate reads the input in one pass", split=number)
-    return merge_partials(pa.concat_tables(partials), options), result.rows, stats
+    return builder.result(), result.rows, stats
 
 
 def _shard_index(s3: BaseClient, bucket: str, ctx: JobContext) -> int:
