@@ -114,6 +114,7 @@ class DelimitedReader:
         self._null_values = [] if options.trim_whitespace else options.null_values
         self._chunks = self._lines.chunks()
         self._first = next(self._chunks, None)
+        self._first_records = -1  # records pyarrow found in the first chunk, when the sniff parsed it
         self.schema = resume.schema if resume is not None else self._sniff_schema()
         self.rows_accepted = 0
 
@@ -279,8 +280,15 @@ class DelimitedReader:
                 starts, open_end = self._scan(data)
                 if open_end:  # type the closed records only; the chunk is rejoined when parsed
                     data = data[: starts[-2]]
+            whole: Segment | SegmentError
+            try:
+                whole = self._parse_raw_segment(data)
+            except SegmentError as exc:
+                whole = exc
+            if isinstance(whole, Segment):
+                self._first_records = whole.records
             raw = parse_chunk(
-                self._parse_raw_segment, data, self._first.first_line, False, self._record_starts
+                self._parse_raw_segment, data, self._first.first_line, False, self._record_starts, whole
             )
             sample = [t for t in raw.tables if t.num_rows]
         fields = []
@@ -364,8 +372,13 @@ class DelimitedReader:
         if self._first is None or self._quote is None or self._quote.encode() not in self._first.data:
             return False
         data = self._prepare(self._first.data)
+        lines = data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
+        if self._first_records == lines and not self._may_end_in_quotes(data):
+            # As many records as lines (pyarrow's count from the sniff): none holds a line break.
+            # Saves the quote-by-quote scan, which costs ~0.6 s on 8 MiB of all-quoted fields.
+            return False
         starts, open_end = self._scan(data)
-        return open_end or len(starts) - 1 < data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
+        return open_end or len(starts) - 1 < lines
 
     def _may_end_in_quotes(self, data: bytes) -> bool:
         """False when the chunk surely ends outside quotes (an even number of quote characters)."""

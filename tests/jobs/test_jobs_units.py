@@ -255,3 +255,23 @@ def test_fault_injection_is_refused_unless_the_stack_allows_it(monkeypatch):
     assert parse_options(json.dumps({"group_by": ["country"]})).group_by == ["country"]
     monkeypatch.setenv(FAULT_INJECTION_VARIABLE, "true")
     assert parse_options(json.dumps({"fail_shards": [1]})).fail_shards == [1]
+
+
+@pytest.mark.parametrize(
+    ("text", "spans"),
+    [
+        # Every field quoted, no record across lines: pyarrow's record count equals the lines.
+        (b'"a","b"\n' + b'"x","1"\n' * 5000, False),
+        (b'"a","b"\n"x","1"\n\n"y","2"\n', False),  # a blank line: the scan decides, still no span
+        (b'"a","b"\n"x","1"\n"y\nz","2"\n"w","3"\n', True),  # a quoted line break
+        (b'"a","b"\n"x","1"\n"y\nz","2', True),  # the sample ends inside a quoted field
+        (b"a,b\nx,1\ny,2\n", False),  # nothing quoted
+    ],
+)
+def test_sample_spans_lines_agrees_with_the_quote_scan(text: bytes, spans: bool) -> None:
+    from ingest.delimited import DelimitedReader
+    from ingest.rejects import RejectTracker
+
+    options = parse_options(json.dumps({"group_by": ["a"], "metrics": {"b": ["count"]}}))
+    reader = DelimitedReader(io.BytesIO(text), "csv", options, RejectTracker(1.0))
+    assert reader.sample_spans_lines() is spans
