@@ -69,6 +69,10 @@ from urllib.parse import quote, unquote, unquote_to_bytes
 
 from sluice.local.iam import errors
 
+# Where moto's request handler keeps the original names of headers holding an underscore
+# (moto.core.request.PRESERVED_HEADER_NAMES_ENVIRON_KEY; named here so the verifier imports no moto).
+PRESERVED_HEADER_NAMES = "moto.preserved_header_names"
+
 __all__ = [
     "ALGORITHM",
     "DEFAULT_MAX_SKEW",
@@ -241,9 +245,14 @@ class SignedRequest:
             raw_path = quote(path, safe="/~!$&'()*+,;=:@", errors="surrogateescape")
             raw_query = _wsgi_text(str(environ.get("QUERY_STRING", "")))
         headers: dict[str, str] = {}
+        # WSGI folds "x-amz-meta-a_b" and "x-amz-meta-a-b" into one key; the request handler
+        # (moto's) records the original spelling of underscored names, which S3 accepts and
+        # which the client signed as spelled.
+        spelled: Mapping[str, str] = environ.get(PRESERVED_HEADER_NAMES, {})
         for key, value in environ.items():
             if key.startswith("HTTP_"):
-                headers[key[5:].replace("_", "-").lower()] = str(value)
+                name = spelled.get(key) or key[5:].replace("_", "-")
+                headers[name.lower()] = str(value)
             elif key in ("CONTENT_TYPE", "CONTENT_LENGTH") and value != "":
                 headers[key.replace("_", "-").lower()] = str(value)
         data = body or b""

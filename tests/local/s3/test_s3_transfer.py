@@ -210,3 +210,23 @@ def test_parts_body_views() -> None:
     assert body[2:7][1:3].tobytes() == whole[2:7][1:3]
     single = PartsBody([whole])
     assert single.tobytes() is whole  # one piece, asked whole: shared, not copied
+
+
+def test_metadata_names_with_underscores_are_signed_and_kept(local: Local) -> None:
+    """S3 accepts any user-metadata name (https://docs.aws.amazon.com/AmazonS3/latest/userguide/UsingMetadata.html);
+    one with an underscore is signed as spelled, so the verifier must not read it back dashed,
+    and it is stored as spelled, beside a dashed one."""
+    s3 = local.client("s3")
+    s3.create_bucket(Bucket="underscores")
+    metadata = {"rows_read": "1", "rows-kept": "2"}
+    s3.put_object(Bucket="underscores", Key="k", Body=b"x", Metadata=metadata)
+    assert s3.head_object(Bucket="underscores", Key="k")["Metadata"] == metadata
+    upload = s3.create_multipart_upload(Bucket="underscores", Key="m", Metadata=metadata)
+    part = s3.upload_part(Bucket="underscores", Key="m", UploadId=upload["UploadId"], PartNumber=1, Body=b"y")
+    s3.complete_multipart_upload(
+        Bucket="underscores",
+        Key="m",
+        UploadId=upload["UploadId"],
+        MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": part["ETag"]}]},
+    )
+    assert s3.get_object(Bucket="underscores", Key="m")["Metadata"] == metadata
