@@ -32,6 +32,7 @@ from sluice.local.wire import botodata
 EventEmitter = stepfunctions.EventEmitter
 _INTERPRETER_LOG = logging.getLogger("moto.stepfunctions.parser")
 KEY_BUFFER = "MOTO_S3_DEFAULT_KEY_BUFFER_SIZE"
+DEFAULT_AMIS = "MOTO_EC2_LOAD_DEFAULT_AMIS"
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,7 @@ class SavedSettings:
     log_level: int
     config: dict[str, Any]
     key_buffer: str | None = None
+    default_amis: str | None = None
 
 
 def configure(
@@ -56,6 +58,7 @@ def configure(
     saved = SavedSettings(
         moto_port=os.environ.get("MOTO_PORT"),
         key_buffer=os.environ.get(KEY_BUFFER),
+        default_amis=os.environ.get(DEFAULT_AMIS),
         log_level=_INTERPRETER_LOG.level,
         config={
             name: dict(cast(dict[str, Any], default_user_config.get(name, {})))
@@ -65,6 +68,10 @@ def configure(
     # AWS managed policies (AWSLambdaBasicExecutionRole, ...) exist in every account; local IAM
     # evaluates the template's roles with them, so they load when the IAM backend is created.
     default_user_config["iam"] = {"load_aws_managed_policies": True}
+    # EC2's ~1,300 default AMIs are built whenever an EC2 backend is (the VPC the template's
+    # compute environment uses): ~0.9 s of `local up` and again at its stop, for images nothing in
+    # the app reads (Batch jobs here are host processes). moto's own test suite turns them off too.
+    os.environ[DEFAULT_AMIS] = "false"
     moto_api_backend.reset()  # a new cloud holds nothing from earlier moto users in this process
     os.environ["MOTO_PORT"] = str(port)
     # moto spools every object over ~5 MiB to a temp file and reads it back for the MD5; held in
@@ -95,7 +102,12 @@ def unconfigure(saved: SavedSettings) -> None:
     default_user_config.update(saved.config)  # type: ignore[typeddict-item]
     moto_api_backend.reset()
     _INTERPRETER_LOG.setLevel(saved.log_level)
-    for name, value in (("MOTO_PORT", saved.moto_port), (KEY_BUFFER, saved.key_buffer)):
+    restore = (
+        ("MOTO_PORT", saved.moto_port),
+        (KEY_BUFFER, saved.key_buffer),
+        (DEFAULT_AMIS, saved.default_amis),
+    )
+    for name, value in restore:
         if value is None:
             os.environ.pop(name, None)
         else:
