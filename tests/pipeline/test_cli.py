@@ -8,6 +8,7 @@ import re
 import shutil
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -171,6 +172,10 @@ def test_local_up_prints_a_new_key_and_serves_only_requests_signed_with_it(tmp_p
             if line.startswith("export "):
                 exports = dict(item.split("=", 1) for item in line.split()[1:])
                 break
+        # Keep reading what the server prints: a full pipe would block it mid-write, stop included.
+        rest: list[str] = []
+        drain = threading.Thread(target=lambda: rest.extend(server.stdout or ()), daemon=True)
+        drain.start()
         assert exports["AWS_ACCESS_KEY_ID"].startswith("AKIA") and exports["AWS_ACCESS_KEY_ID"] != "testing"
         credentials = tmp_path / ".sluice" / "local" / "credentials.env"
         assert oct(credentials.stat().st_mode & 0o777) == "0o600"
