@@ -51,6 +51,8 @@ lint: venv tools
 	$(BIN)/mypy --strict functions/trigger/app.py
 	$(BIN)/mypy --strict functions/notify/app.py
 	$(BIN)/mypy sluice bench
+	# The job images import their packages top-level (the Dockerfiles' WORKDIR), so from there.
+	cd containers && ../$(BIN)/mypy ingest transform aggregate jobkit
 	SAM_CLI_TELEMETRY=0 $(TOOLS)/sam/bin/sam validate --lint --region us-east-1
 	$(BIN)/cfn-lint template.yaml
 	$(TOOLS)/checkov/bin/checkov --quiet --compact --skip-download --framework cloudformation -f template.yaml

@@ -21,7 +21,7 @@ import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 from botocore.client import BaseClient
 from ingest.job import chunk_bytes
-from ingest.splits import manifest_schema, read_split
+from ingest.splits import read_split, split_schema
 from jobkit import s3 as s3io
 from jobkit.context import JobContext
 from jobkit.errors import BadInput, JobError
@@ -142,7 +142,7 @@ def _check_splits(
                 ]
             }
         )
-        builder = PartialBuilder(manifest_schema(manifest), manifest.options)
+        builder = PartialBuilder(split_schema(index, manifest), manifest.options)
         result = read_split(s3, whole, 0, manifest, builder.add, chunk_bytes(ctx))
         merged = builder.result()
         rows, rows_read = result.rows, result.rows_read
@@ -182,6 +182,8 @@ def _check_splits(
             f"no valid rows: all {count} rows were rejected"
             if count
             else "input has a header row but no data rows"
+            if manifest.format in ("csv", "tsv")
+            else "input has no records"
         )
     counts: dict[str, object] = {
         "rows": rows,

@@ -50,7 +50,8 @@ def resolve_inputs(s3: BaseClient, source: InputRef) -> list[InputRef]:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
         raise BadInput(f"input manifest {source.uri()} is not UTF-8") from None
-    keys = _keys_of(s3, source, text)
+    listed = _objects_of(s3, source, text)
+    keys = [key for key, _ in listed]
     if not keys:
         raise BadInput(f"input manifest {source.uri()} lists no objects")
     if len(keys) > MAX_LISTED_OBJECTS:
@@ -63,13 +64,18 @@ def resolve_inputs(s3: BaseClient, source: InputRef) -> list[InputRef]:
             raise BadInput(
                 f"input manifest {source.uri()} lists another manifest, {key!r}; list data objects only"
             )
-    return [InputRef(bucket=source.bucket, key=key) for key in keys]
+    # A prefix's listing gives each object's size (the split planner adds them up); a list of
+    # keys does not, and the planner learns the sizes from the objects' heads.
+    return [InputRef(bucket=source.bucket, key=key, size=size) for key, size in listed]
 
 
-def _keys_of(s3: BaseClient, source: InputRef, text: str) -> list[str]:
+def _objects_of(s3: BaseClient, source: InputRef, text: str) -> list[tuple[str, int | None]]:
+    """The listed keys, each with its size when the listing gave one."""
     if source.key.endswith(".manifest.txt"):
         return [
-            line.strip() for line in text.splitlines() if line.strip() and not line.strip().startswith("#")
+            (line.strip(), None)
+            for line in text.splitlines()
+            if line.strip() and not line.strip().startswith("#")
         ]
     try:
         document = json.loads(text)
@@ -84,12 +90,12 @@ def _keys_of(s3: BaseClient, source: InputRef, text: str) -> list[str]:
         keys = document["keys"]
         if not isinstance(keys, list) or not all(isinstance(k, str) and k for k in keys):
             raise BadInput(f"input manifest {source.uri()}: keys must be a list of object keys; {shape}")
-        return list(keys)
+        return [(key, None) for key in keys]
     prefix = document["prefix"]
     if not isinstance(prefix, str):
         raise BadInput(f"input manifest {source.uri()}: prefix must be a string; {shape}")
     return [
-        key
-        for key in sorted(s3io.list_keys(s3, source.bucket, prefix))
+        (key, size)
+        for key, size in sorted(s3io.list_objects(s3, source.bucket, prefix))
         if not key.endswith("/") and not is_input_manifest(key)
     ]

@@ -10,6 +10,7 @@ import io
 import math
 import tempfile
 from contextlib import closing
+from dataclasses import dataclass, field
 
 import pyarrow as pa
 from botocore.client import BaseClient
@@ -22,6 +23,7 @@ from jobkit.manifest import (
     MAX_MANIFEST_BYTES,
     MAX_RECORDED_INPUT_COLUMNS,
     MAX_RECORDED_INPUTS,
+    Dialect,
     InputRef,
     Manifest,
     Rejections,
@@ -37,16 +39,21 @@ from ingest.encoding import TextEncoding, open_text
 from ingest.inputs import resolve_inputs
 from ingest.jsonlines import JsonLinesReader
 from ingest.lines import CHUNK_BYTES
-from ingest.parquet_input import ParquetReader
+from ingest.parquet_input import ParquetReader, open_parquet, parquet_schema
 from ingest.rejects import RejectTracker
 from ingest.schema import describe
 from ingest.shards import ShardWriter
 from ingest.sniff import choose_format, sniff_text
 from ingest.splits import (
     SPLIT_FORMATS,
+    TEXT_SPLIT_FORMATS,
     UTF8_BOM_BYTES,
+    Head,
+    RangedFile,
     open_head,
+    plan_row_groups,
     plan_splits,
+    schema_text,
     split_size,
     why_not_splittable,
 )
@@ -219,6 +226,20 @@ def _ingest(
     )
 
 
+@dataclass
+class _Planned:
+    """What planning learnt of one object: from its head (text) or its footer (Parquet)."""
+
+    format: str
+    input_columns: list[str]
+    schema: pa.Schema
+    dialect: Dialect | None = None
+    data_start: int = 0
+    lines_before_data: int = 0
+    row_group_bytes: list[int] = field(default_factory=list)  # Parquet: compressed bytes per row group
+    footer_bytes: int = 0  # Parquet: bytes read from the end of the object
+
+
 def _plan_splits(
     ctx: JobContext,
     log: JsonLogger,
@@ -231,17 +252,20 @@ def _plan_splits(
     max_shards: int,
     clock: Stopwatch,
 ) -> Manifest | None:
-    """A split run's manifest, from the head of each object; None: read in one pass instead.
+    """A split run's manifest, from the head (or Parquet footer) of each object; None: one pass.
 
-    Anything unusual (a gzip, another format, an error in an object's head) takes the one-pass
-    path, which reports errors as it always has; so does an input of at most one shard target.
+    Anything unusual in a text object (a gzip, another format, an error in its head) takes the
+    one-pass path, which reports errors as it always has; so does an input of at most one split
+    target. A Parquet footer that cannot be read is bad input here, with one pass's message:
+    reading the whole object only to say so would gain nothing.
     """
     if options.format not in (None, *SPLIT_FORMATS):
         return None
-    if many and sum(i.size or 0 for i in inputs) <= target:
-        return None  # sizes as listed: small runs are not worth planning
-    first: DelimitedReader | None = None
+    if many and all(i.size is not None for i in inputs) and sum(i.size or 0 for i in inputs) <= target:
+        return None  # sizes as listed (a prefix): small runs are not worth planning
+    first: _Planned | None = None
     planned: list[SplitInput] = []
+    row_group_bytes: list[list[int]] = []
     bytes_read = 0
     for item in inputs:
         head = open_head(s3, item)
@@ -250,41 +274,51 @@ def _plan_splits(
         bytes_read += len(head.data)
         if not many and head.size <= target:
             return None
+        pinned = SplitInput(
+            bucket=item.bucket,
+            key=item.key,
+            versionId=head.version_id,
+            etag=head.etag,
+            size=head.size,
+            data_start=0,
+            lines_before_data=0,
+        )
         try:
-            raw = Peekable(io.BytesIO(head.data))
-            if raw.peek(2) == GZIP_MAGIC:
-                return None
-            fmt = choose_format(item.key, options.format, raw.peek(4), False)
-            decoded, encoding = open_text(raw, options.encoding)
-            text = decoded if isinstance(decoded, Peekable) else Peekable(decoded)
-            fmt = fmt or sniff_text(text.peek(64 * 1024))
-            if fmt not in SPLIT_FORMATS:
-                return None
-            reader = DelimitedReader(text, fmt, options, RejectTracker(1.0), encoding, chunk_bytes(ctx))
-        except BadInput:
+            found = _plan_object(ctx, log, s3, item, head, pinned, options)
+        except BadInput as exc:  # only a Parquet footer's errors get here
+            if first is not None and first.format != "parquet":
+                return None  # the one-pass path names the mismatch of formats first
+            raise BadInput(f"{item.key}: {exc}" if many else str(exc)) from None
+        if found is None:
             return None
-        why = why_not_splittable(reader, fmt, False, encoding, options)
-        if why is not None:
-            log.info("input read in one pass", input=item.uri(), reason=why)
-            return None
-        if first is not None and (fmt != first.format or reader.input_columns != first.input_columns):
+        bytes_read += found.footer_bytes
+        if first is not None and (found.format != first.format or found.input_columns != first.input_columns):
             return None  # the one-pass path names the mismatch
-        first = first or reader
+        first = first or found
+        # One pass reads a later JSON or Parquet object in its own types, then casts them to the
+        # first's (CSV: the first's types hold for all); the children do the same.
+        own = found.format in ("jsonl", "parquet") and found.schema != first.schema
         planned.append(
-            SplitInput(
-                bucket=item.bucket,
-                key=item.key,
-                versionId=head.version_id,
-                etag=head.etag,
-                size=head.size,
-                data_start=reader.data_offset + (UTF8_BOM_BYTES if encoding.bom else 0),
-                lines_before_data=reader.lines_before_data,
+            pinned.model_copy(
+                update={
+                    "data_start": found.data_start,
+                    "lines_before_data": found.lines_before_data,
+                    "arrow_schema": schema_text(found.schema) if own else None,
+                }
             )
         )
+        row_group_bytes.append(found.row_group_bytes)
     assert first is not None
-    data_bytes = sum(p.size - p.data_start for p in planned)
-    size = split_size(data_bytes, target, max_shards)
-    splits = plan_splits(planned, size)
+    if many and sum(p.size for p in planned) <= target:
+        return None  # sizes from the heads (a list of keys): small runs are not worth planning
+    if first.format == "parquet":
+        data_bytes = sum(sum(groups) for groups in row_group_bytes)
+        size = split_size(data_bytes, target, max_shards)
+        splits = plan_row_groups(row_group_bytes, size, max_shards)
+    else:
+        data_bytes = sum(p.size - p.data_start for p in planned)
+        size = split_size(data_bytes, target, max_shards)
+        splits = plan_splits(planned, size)
     if not splits:
         return None  # no data at all: the one-pass path says so
     index = SplitIndex(
@@ -293,10 +327,18 @@ def _plan_splits(
         input_columns=first.input_columns,
         inputs=planned,
         splits=splits,
+        arrow_schema=schema_text(first.schema),
     )
     key = split_index_key(ctx.work_prefix)
     s3io.put_bytes(s3, ctx.work_bucket, key, index.model_dump_json().encode(), "application/json")
-    log.info("splits planned", splits=len(splits), split_bytes=size, inputs=len(planned), bytes=data_bytes)
+    log.info(
+        "splits planned",
+        format=first.format,
+        splits=len(splits),
+        split_bytes=size,
+        inputs=len(planned),
+        bytes=data_bytes,
+    )
     seconds = clock.seconds()
     recorded = [
         item.model_copy(update={"size": p.size, "etag": p.etag})
@@ -334,6 +376,74 @@ def _plan_splits(
         job_id=ctx.batch.job_id,
         attempt=ctx.batch.attempt,
     )
+
+
+def _plan_object(
+    ctx: JobContext,
+    log: JsonLogger,
+    s3: BaseClient,
+    item: InputRef,
+    head: Head,
+    pinned: SplitInput,
+    options: Options,
+) -> _Planned | None:
+    """The object's format, columns and types, as one pass would find them; None: not splittable.
+
+    Raises BadInput only for a Parquet footer or schema that one pass would refuse too.
+    """
+    raw = Peekable(io.BytesIO(head.data))
+    if raw.peek(2) == GZIP_MAGIC:
+        return None
+    try:
+        fmt = choose_format(item.key, options.format, raw.peek(4), False)
+    except BadInput:
+        return None
+    if fmt == "parquet":
+        # The footer alone, through ranged GETs (If-Match the ETag just seen).
+        file = RangedFile(s3, pinned)
+        parquet = open_parquet(file)
+        input_columns, schema = parquet_schema(parquet, options)
+        metadata = parquet.metadata
+        groups = [metadata.row_group(i) for i in range(metadata.num_row_groups)]
+        return _Planned(
+            format=fmt,
+            input_columns=input_columns,
+            schema=schema,
+            row_group_bytes=[
+                sum(g.column(c).total_compressed_size for c in range(g.num_columns)) for g in groups
+            ],
+            footer_bytes=file.bytes_fetched,
+        )
+    reader: DelimitedReader | JsonLinesReader | None = None
+    try:
+        decoded, encoding = open_text(raw, options.encoding)
+        text = decoded if isinstance(decoded, Peekable) else Peekable(decoded)
+        fmt = fmt or sniff_text(text.peek(64 * 1024))
+        if fmt not in TEXT_SPLIT_FORMATS:
+            return None
+        if fmt == "jsonl":
+            why = why_not_splittable(fmt, False, encoding, options)
+            if why is None:  # types as one pass infers them (its default chunk decides the sample)
+                reader = JsonLinesReader(text, options, RejectTracker(1.0))
+        else:
+            reader = DelimitedReader(text, fmt, options, RejectTracker(1.0), encoding, chunk_bytes(ctx))
+            why = why_not_splittable(fmt, False, encoding, options, reader)
+    except BadInput:
+        return None
+    if why is not None or reader is None:
+        log.info("input read in one pass", input=item.uri(), reason=why)
+        return None
+    bom = UTF8_BOM_BYTES if encoding.bom else 0
+    if isinstance(reader, DelimitedReader):
+        return _Planned(
+            format=fmt,
+            input_columns=reader.input_columns,
+            schema=reader.schema,
+            dialect=reader.dialect,
+            data_start=reader.data_offset + bom,
+            lines_before_data=reader.lines_before_data,
+        )
+    return _Planned(format=fmt, input_columns=reader.input_columns, schema=reader.schema, data_start=bom)
 
 
 def _match_first(

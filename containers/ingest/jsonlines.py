@@ -1,7 +1,8 @@
 """JSON lines: one object per line, chunked and parsed by pyarrow with an explicit schema.
 
 The column types are inferred once, from the first records, and then fixed: a value that
-does not fit (a string in a numeric column, a broken line) rejects its row only.
+does not fit (a string in a numeric column, a broken line) rejects its row only. A split of a
+larger object (splits.py) resumes with the types the planner inferred from the object's head.
 """
 
 from __future__ import annotations
@@ -9,13 +10,14 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import pyarrow as pa
 import pyarrow.json as pjson
 from jobkit.errors import BadInput
 from jobkit.options import Options
 
-from ingest.lines import LineChunker
+from ingest.lines import CHUNK_BYTES, Chunk, LineChunker
 from ingest.rejects import RejectTracker, Segment, SegmentError
 from ingest.schema import check_present
 from ingest.streams import ByteSource
@@ -26,17 +28,36 @@ SAMPLE_LINES = 1000
 _CHANGED = re.compile(r"Column\(/(.*)\) changed from (\w+) to (\w+)")
 
 
+@dataclass(frozen=True)
+class Resume:
+    """How to read a split of an object whose head the planner already read."""
+
+    input_columns: list[str]
+    schema: pa.Schema
+    first_line: int  # the physical line number of the split's first byte
+
+
 class JsonLinesReader:
     format = "jsonl"
 
-    def __init__(self, src: ByteSource, options: Options, rejects: RejectTracker) -> None:
+    def __init__(
+        self,
+        src: ByteSource,
+        options: Options,
+        rejects: RejectTracker,
+        chunk_bytes: int = CHUNK_BYTES,
+        resume: Resume | None = None,
+    ) -> None:
         self._options = options
         self._rejects = rejects
-        self._chunks = LineChunker(src).chunks()
+        self._chunks = LineChunker(src, chunk_bytes, first_line=resume.first_line if resume else 1).chunks()
         self._first = next(self._chunks, None)
-        if self._first is None or not self._first.data.strip():
-            raise BadInput("input is empty: no JSON records")
-        self.input_columns, self.schema = self._infer(self._first.data)
+        if resume is not None:  # a split: the planner inferred the types from the object's head
+            self.input_columns, self.schema = list(resume.input_columns), resume.schema
+        else:
+            if self._first is None or not self._first.data.strip():
+                raise BadInput("input is empty: no JSON records")
+            self.input_columns, self.schema = self._infer(self._first.data)
         self._parse_options = pjson.ParseOptions(
             explicit_schema=self.schema, unexpected_field_behavior="ignore"
         )
@@ -101,8 +122,9 @@ class JsonLinesReader:
         return Segment(table.select(self.schema.names).cast(self.schema))
 
     def tables(self) -> Iterator[pa.Table]:
-        def chunks() -> Iterator:
-            yield self._first
+        def chunks() -> Iterator[Chunk]:
+            if self._first is not None:
+                yield self._first
             yield from self._chunks
 
         for table in parse_in_order(chunks(), self._parse_segment, self._rejects):

@@ -3,7 +3,9 @@
 Planning reads a bounded head of each object (HEAD_BYTES at most, whatever its size) to fix
 the dialect, the columns and their types, then cuts the data into splits of about the shard
 target (more when the input would otherwise need over max_shards children). Small objects
-share a split; a large object is cut into several.
+share a split; a large object is cut into several. CSV, TSV and JSON lines are cut into byte
+ranges; Parquet into whole row groups, planned from the footer alone (see the end of this
+module).
 
 Reading a range follows the usual rule for line-oriented splits: a range owns the records
 that start in it. A range that does not start at the object's first data byte skips the
@@ -12,7 +14,8 @@ partial record it starts in (up to and including the first line break at or afte
 line break at or after `end - 1`). Neighbouring ranges so meet at the same line break, and
 every record is read exactly once.
 
-A quoted field may hold a line break (RFC 4180), and a range could then start inside one.
+A JSON string cannot hold a raw line break, so JSON lines need nothing more. A quoted CSV
+field may hold a line break (RFC 4180), and a range could then start inside one.
 Planning takes the single-pass path when the head shows such a record. Otherwise a range
 that ends inside an open quoted field reports a *spill* instead of failing: either the range
 after it started at a line break inside a quoted field, or the range itself did. Aggregate
@@ -27,10 +30,13 @@ rejected, or reading stops with an error.
 
 from __future__ import annotations
 
+import base64
+import io
 import math
 from collections.abc import Callable, Iterator
 from contextlib import closing
 from dataclasses import dataclass
+from typing import Any
 
 import pyarrow as pa
 from botocore.client import BaseClient
@@ -41,6 +47,7 @@ from jobkit.manifest import (
     InputRef,
     KeyedRejectExample,
     Manifest,
+    RowGroups,
     Split,
     SplitIndex,
     SplitInput,
@@ -48,23 +55,34 @@ from jobkit.manifest import (
 )
 from jobkit.options import Options
 
+from ingest import jsonlines
 from ingest.delimited import DelimitedReader, Resume
 from ingest.encoding import TextEncoding
+from ingest.jsonlines import JsonLinesReader
 from ingest.lines import CHUNK_BYTES, MiB
+from ingest.parquet_input import open_parquet, read_tables
 from ingest.rejects import RejectTracker
+from ingest.sniff import PARQUET_MAGIC
 from ingest.textread import UnclosedQuoteError
 
-SPLIT_FORMATS = ("csv", "tsv")
+TEXT_SPLIT_FORMATS = ("csv", "tsv", "jsonl")
+SPLIT_FORMATS = (*TEXT_SPLIT_FORMATS, "parquet")
 HEAD_BYTES = 8 * MiB  # what planning reads of each object at most
 FIRST_READ_SLACK = 256 * 1024  # read past a range's end in the first GET, to finish its last record
 MORE_BYTES = 1 * MiB  # further GETs when the last record is longer than that
 PIECE = 1 * MiB  # bytes handed to the parser at a time
 UTF8_BOM_BYTES = 3
+# Parquet: the last bytes of an object, fetched with one GET when it is opened. Most footers
+# fit (pyarrow itself first reads 64 KiB of the end); a longer one costs one more GET.
+PARQUET_TAIL_BYTES = 64 * 1024
 
 
 @dataclass(frozen=True)
 class Head:
-    """The first HEAD_BYTES of an object (whole lines only), and what pins its version."""
+    """The first HEAD_BYTES of an object (whole lines only), and what pins its version.
+
+    For Parquet (the PAR1 magic), only the magic: its footer is at the other end.
+    """
 
     data: bytes
     size: int
@@ -73,7 +91,10 @@ class Head:
 
 
 def open_head(s3: BaseClient, item: InputRef) -> Head | None:
-    """The object's head, or None when anything is off (the one-pass path then reports it)."""
+    """The object's head, or None when anything is off (the one-pass path then reports it).
+
+    One GET: its first bytes tell a Parquet file, whose body is then left unread.
+    """
     kwargs: dict[str, str] = {"Bucket": item.bucket, "Key": item.key, "Range": f"bytes=0-{HEAD_BYTES - 1}"}
     if item.versionId:
         kwargs["VersionId"] = item.versionId
@@ -82,14 +103,16 @@ def open_head(s3: BaseClient, item: InputRef) -> Head | None:
     except ClientError:
         return None
     with closing(resp["Body"]) as body:
-        data = body.read()
+        data = body.read(len(PARQUET_MAGIC))
+        if data != PARQUET_MAGIC:
+            data += body.read()
     # Content-Range: bytes 0-N/TOTAL (https://docs.aws.amazon.com/AmazonS3/latest/API/API_GetObject.html)
     total = str(resp.get("ContentRange", "")).rpartition("/")[2]
     size = int(total) if total.isdigit() else len(data)
     etag = str(resp.get("ETag", "")).strip('"')
     if size == 0 or (item.etag and not item.versionId and etag != item.etag.strip('"')):
         return None
-    if size > len(data):
+    if size > len(data) and data != PARQUET_MAGIC:
         cut = data.rfind(b"\n")
         if cut < 0:
             return None
@@ -122,19 +145,59 @@ def plan_splits(inputs: list[SplitInput], size: int) -> list[Split]:
     return splits
 
 
+def plan_row_groups(row_group_bytes: list[list[int]], size: int, max_splits: int) -> list[Split]:
+    """Consecutive splits of whole row groups (row_group_bytes[input][group]: compressed bytes).
+
+    A split is closed once it holds about `size` bytes: a row group joins it unless that would
+    take it further past `size` than it now falls short. Fewer than max_splits: `size` grows.
+    """
+    while True:
+        splits: list[Split] = []
+        parts: list[RowGroups] = []
+        held = 0
+        for number, groups in enumerate(row_group_bytes):
+            first = 0
+            for group, nbytes in enumerate(groups):
+                if held and held + nbytes - size > size - held:
+                    if group > first:
+                        parts.append(RowGroups(input=number, first=first, end=group))
+                    splits.append(Split(row_groups=parts))
+                    parts, held, first = [], 0, group
+                held += nbytes
+                if held >= size:
+                    parts.append(RowGroups(input=number, first=first, end=group + 1))
+                    splits.append(Split(row_groups=parts))
+                    parts, held, first = [], 0, group + 1
+            if first < len(groups):
+                parts.append(RowGroups(input=number, first=first, end=len(groups)))
+        if parts:
+            splits.append(Split(row_groups=parts))
+        if len(splits) <= max_splits:
+            return splits
+        size *= 2
+
+
 def why_not_splittable(
-    reader: DelimitedReader, fmt: str, gzipped: bool, encoding: TextEncoding | None, options: Options
+    fmt: str,
+    gzipped: bool,
+    encoding: TextEncoding | None,
+    options: Options,
+    reader: DelimitedReader | None = None,
 ) -> str | None:
-    """None when the object's records can be found from any byte offset; else why not."""
+    """None when the object's records can be found from any byte offset (text), or it is Parquet."""
     if gzipped:
         return "gzip is not splittable"
     if fmt not in SPLIT_FORMATS:
         return f"{fmt} is read in one pass"
+    if fmt == "parquet":
+        return None  # split by row groups
     if encoding is None or encoding.name != "utf-8":
         return "only UTF-8 text is split (offsets of transcoded text are not the object's)"
+    if fmt == "jsonl":
+        return None  # a JSON string holds no raw line break: every line break ends a record
     if options.escape is not None or options.comment is not None:
         return "escape and comment characters need the text from the start"
-    if reader.sample_spans_lines():
+    if reader is not None and reader.sample_spans_lines():
         return "quoted fields hold line breaks"
     return None
 
@@ -146,6 +209,25 @@ class SplitResult:
     rejects: SplitRejects | None = None
     spill: bool = False  # a range ended inside a quoted field (see the module's docstring)
     bytes_read: int = 0
+
+
+def get_range(s3: BaseClient, item: SplitInput, start: int, stop: int) -> Any:
+    """The body of bytes [start, stop) of the object as planned: its version, or If-Match its ETag."""
+    kwargs: dict[str, str] = {"Bucket": item.bucket, "Key": item.key, "Range": f"bytes={start}-{stop - 1}"}
+    if item.versionId:
+        kwargs["VersionId"] = item.versionId
+    else:
+        kwargs["IfMatch"] = f'"{item.etag}"'
+    try:
+        return s3.get_object(**kwargs)["Body"]
+    except ClientError as exc:
+        code = str(exc.response.get("Error", {}).get("Code"))
+        if code in ("PreconditionFailed", "412", "NoSuchKey", "NoSuchVersion", "404"):
+            raise BadInput(
+                f"input object s3://{item.bucket}/{item.key} changed or went away "
+                f"after the run was planned ({code})"
+            ) from None
+        raise
 
 
 class RangeSource:
@@ -164,25 +246,7 @@ class RangeSource:
         self.owned_start = -1 if self._skip else part.start
 
     def fetch(self, start: int, stop: int) -> Iterator[bytes]:
-        kwargs: dict[str, str] = {
-            "Bucket": self._item.bucket,
-            "Key": self._item.key,
-            "Range": f"bytes={start}-{stop - 1}",
-        }
-        if self._item.versionId:
-            kwargs["VersionId"] = self._item.versionId
-        else:
-            kwargs["IfMatch"] = f'"{self._item.etag}"'
-        try:
-            body = self._s3.get_object(**kwargs)["Body"]
-        except ClientError as exc:
-            code = str(exc.response.get("Error", {}).get("Code"))
-            if code in ("PreconditionFailed", "412", "NoSuchKey", "NoSuchVersion", "404"):
-                raise BadInput(
-                    f"input object s3://{self._item.bucket}/{self._item.key} changed or went away "
-                    f"after the run was planned ({code})"
-                ) from None
-            raise
+        body = get_range(self._s3, self._item, start, stop)
         try:
             while data := body.read(PIECE):
                 self.bytes_fetched += len(data)
@@ -257,6 +321,8 @@ def read_split(
     `SplitRejects.fatal` has recorded it for aggregate.
     """
     split = index.splits[number]
+    if split.row_groups:
+        return _read_row_groups(s3, index, split, manifest, consume)
     result = SplitResult()
     examples: list[KeyedRejectExample] = []
     by_reason: dict[str, int] = {}
@@ -266,7 +332,7 @@ def read_split(
         tracker = RejectTracker(1.0)  # counts only; see the docstring
         source = RangeSource(s3, item, part)
         try:
-            rows = _parse(source, index, manifest, tracker, consume, chunk_bytes, first_line=1)
+            rows = _parse(source, index, item, manifest, tracker, consume, chunk_bytes, first_line=1)
         except UnclosedQuoteError:
             # Only a range read from the object's first record knows it began outside quotes;
             # any other may have begun inside one (a spill), and aggregate's one pass decides.
@@ -297,27 +363,58 @@ def read_split(
 def _parse(
     source: RangeSource,
     index: SplitIndex,
+    item: SplitInput,
     manifest: Manifest,
     tracker: RejectTracker,
     consume: Callable[[pa.Table], None],
     chunk_bytes: int,
     first_line: int,
 ) -> int:
-    assert manifest.dialect is not None  # split runs are CSV/TSV
-    schema = manifest_schema(manifest)
-    resume = Resume(manifest.dialect.delimiter, index.input_columns, schema, first_line)
-    encoding = TextEncoding("utf-8", manifest.dialect.bom, False)
-    reader = DelimitedReader(
-        source, index.format, manifest.options, tracker, encoding, chunk_bytes, resume=resume
-    )
+    schema = split_schema(index, manifest)
+    own = schema_from_text(item.arrow_schema) if item.arrow_schema is not None else schema
+    reader: DelimitedReader | JsonLinesReader
+    if index.format == "jsonl":
+        resume_json = jsonlines.Resume(index.input_columns, own, first_line)
+        reader = JsonLinesReader(source, manifest.options, tracker, chunk_bytes, resume=resume_json)
+    else:
+        assert manifest.dialect is not None  # CSV/TSV
+        resume = Resume(manifest.dialect.delimiter, index.input_columns, own, first_line)
+        encoding = TextEncoding("utf-8", manifest.dialect.bom, False)
+        reader = DelimitedReader(
+            source, index.format, manifest.options, tracker, encoding, chunk_bytes, resume=resume
+        )
     for table in reader.tables():
-        consume(table)
+        consume(table if own is schema else cast_to_run(table, schema))
     return reader.rows_accepted
+
+
+def cast_to_run(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    """An object's rows in the run's (the first object's) column types, as one pass casts them."""
+    try:
+        return table.cast(schema)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+        raise BadInput(f"its values do not fit the first object's column types: {exc}") from None
 
 
 def manifest_schema(manifest: Manifest) -> pa.Schema:
     """The columns the manifest records (name and Arrow type), as the schema rows are read into."""
     return pa.schema([pa.field(c.name, pa.type_for_alias(c.type)) for c in manifest.columns])
+
+
+def split_schema(index: SplitIndex, manifest: Manifest) -> pa.Schema:
+    """The schema a split run's rows are read into: the plan's, else (older plans) the manifest's."""
+    return (
+        schema_from_text(index.arrow_schema) if index.arrow_schema is not None else manifest_schema(manifest)
+    )
+
+
+def schema_text(schema: pa.Schema) -> str:
+    """An Arrow schema as text for the split index (IPC form, base64): any column type survives."""
+    return base64.b64encode(schema.serialize().to_pybytes()).decode("ascii")
+
+
+def schema_from_text(text: str) -> pa.Schema:
+    return pa.ipc.read_schema(pa.py_buffer(base64.b64decode(text)))
 
 
 def _exact_error(
@@ -334,9 +431,100 @@ def _exact_error(
     first_line = lines_before(s3, item, probe.owned_start) + 1 if probe.owned_start >= 0 else 1
     source = RangeSource(s3, item, part)
     try:
-        _parse(source, index, manifest, RejectTracker(1.0), lambda _: None, chunk_bytes, first_line)
+        _parse(source, index, item, manifest, RejectTracker(1.0), lambda _: None, chunk_bytes, first_line)
     except BadInput as exc:
         message = str(exc)
     else:  # not seen twice: a changing object; say so rather than invent a line
         message = "reading stopped with an error that did not recur when read again"
     return f"{item.key}: {message}" if len(index.inputs) > 1 else message
+
+
+# --- Parquet: whole row groups, read through ranged GETs ---
+
+
+class RangedFile(io.RawIOBase):
+    """A seekable, read-only file over the object as planned: each read is one ranged GET.
+
+    pyarrow reads a Parquet file by offsets: the footer at the end, then column chunks (with
+    pre_buffer, a row group's needed chunks in one read where they are adjacent), so a split
+    fetches only its row groups' needed columns. The tail is fetched once when opened, which
+    serves the footer.
+    """
+
+    def __init__(self, s3: BaseClient, item: SplitInput) -> None:
+        super().__init__()
+        self._s3 = s3
+        self._item = item
+        self._pos = 0
+        self.bytes_fetched = 0
+        self._tail_start = max(0, item.size - PARQUET_TAIL_BYTES)
+        self._tail = self._get(self._tail_start, item.size)
+
+    def _get(self, start: int, stop: int) -> bytes:
+        with closing(get_range(self._s3, self._item, start, stop)) as body:
+            data = bytes(body.read())
+        if len(data) != stop - start:
+            raise BadInput(
+                f"input object {self._item.key}: a ranged read returned {len(data)} bytes, not {stop - start}"
+            )
+        self.bytes_fetched += len(data)
+        return data
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._item.size}[whence]
+        self._pos = max(0, base + offset)
+        return self._pos
+
+    def read(self, size: int | None = -1) -> bytes:
+        stop = self._item.size if size is None or size < 0 else min(self._item.size, self._pos + size)
+        if stop <= self._pos:
+            return b""
+        if self._pos >= self._tail_start:
+            data = self._tail[self._pos - self._tail_start : stop - self._tail_start]
+        else:
+            data = self._get(self._pos, stop)
+        self._pos = stop
+        return data
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+
+def _read_row_groups(
+    s3: BaseClient,
+    index: SplitIndex,
+    split: Split,
+    manifest: Manifest,
+    consume: Callable[[pa.Table], None],
+) -> SplitResult:
+    """A Parquet split: its row groups, the spec's columns only. Nothing is rejected: a Parquet
+    value has its column's type, and a corrupt file is bad input, as in one pass."""
+    schema = split_schema(index, manifest)
+    result = SplitResult()
+    for part in split.row_groups:
+        item = index.inputs[part.input]
+        own = schema_from_text(item.arrow_schema) if item.arrow_schema is not None else schema
+        file = RangedFile(s3, item)
+        try:
+            parquet = open_parquet(file, pre_buffer=True)
+            for group in range(part.first, part.end):  # one at a time: memory holds one row group
+                for table in read_tables(parquet, own, [group]):
+                    table = table if own is schema else cast_to_run(table, schema)
+                    result.rows += table.num_rows
+                    consume(table)
+        except BadInput as exc:
+            raise BadInput(f"{item.key}: {exc}" if len(index.inputs) > 1 else str(exc)) from None
+        result.bytes_read += file.bytes_fetched
+    result.rows_read = result.rows
+    return result

@@ -105,6 +105,9 @@ class SplitInput(BaseModel):
     size: int
     data_start: int  # byte offset of the first data record (after BOM, skipped rows, header)
     lines_before_data: int  # physical lines before data_start: line numbers start after them
+    # JSON lines and Parquet: this object's own column types (an Arrow schema, see SplitIndex.arrow_schema)
+    # when they differ from the run's. As in one pass, its rows are read with them, then cast.
+    arrow_schema: str | None = None
 
 
 class ByteRange(BaseModel):
@@ -115,10 +118,22 @@ class ByteRange(BaseModel):
     end: int
 
 
-class Split(BaseModel):
-    """What one transform child reads: one range of a large object, or several small objects."""
+class RowGroups(BaseModel):
+    """Parquet: row groups [first, end) of inputs[input], read whole (their needed column chunks)."""
 
-    ranges: list[ByteRange]
+    input: int
+    first: int
+    end: int
+
+
+class Split(BaseModel):
+    """What one transform child reads: one range of a large object, or several small objects.
+
+    Text formats are cut into byte ranges; Parquet into whole row groups.
+    """
+
+    ranges: list[ByteRange] = Field(default_factory=list)
+    row_groups: list[RowGroups] = Field(default_factory=list)
 
 
 class SplitIndex(BaseModel):
@@ -132,6 +147,10 @@ class SplitIndex(BaseModel):
     input_columns: list[str]  # all of them (the manifest records at most 200)
     inputs: list[SplitInput]
     splits: list[Split]
+    # The columns rows are read into: an Arrow schema in IPC form, base64 (Parquet column types
+    # such as timestamps or decimals have no short name). None in plans that predate it: the
+    # manifest's column types then hold.
+    arrow_schema: str | None = None
 
 
 class KeyedRejectExample(RejectExample):

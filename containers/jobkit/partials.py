@@ -13,6 +13,8 @@ bits. A null group key is a group of its own, as in SQL.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -26,7 +28,7 @@ def stat(column: str, name: str) -> str:
     return f"__{name}:{column}"
 
 
-def _stats_for(metrics: list[str]) -> list[str]:
+def _stats_for(metrics: Sequence[str]) -> list[str]:
     """Partial statistics a column's metrics need; count always (cheap, and mean/stddev use it)."""
     stats = ["count"]
     if "sum" in metrics or "mean" in metrics:

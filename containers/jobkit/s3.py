@@ -137,11 +137,17 @@ def upload_file(
     s3.upload_file(path, bucket, key, ExtraArgs=extra, Config=TRANSFER)
 
 
-def list_keys(s3: BaseClient, bucket: str, prefix: str) -> Iterator[str]:
+def list_objects(s3: BaseClient, bucket: str, prefix: str) -> Iterator[tuple[str, int]]:
+    """(key, size) of every object under `prefix`, in key order (ListObjectsV2's order)."""
     paginator = s3.get_paginator("list_objects_v2")
     for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
         for item in page.get("Contents", []):
-            yield str(item["Key"])
+            yield str(item["Key"]), int(item["Size"])
+
+
+def list_keys(s3: BaseClient, bucket: str, prefix: str) -> Iterator[str]:
+    for key, _ in list_objects(s3, bucket, prefix):
+        yield key
 
 
 def delete_keys(s3: BaseClient, bucket: str, keys: list[str]) -> None:

@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from botocore.client import BaseClient
 from ingest.job import chunk_bytes
-from ingest.splits import manifest_schema, read_split
+from ingest.splits import read_split, split_schema
 from jobkit import s3 as s3io
 from jobkit.context import JobContext
 from jobkit.errors import BadInput, JobError
@@ -100,7 +100,7 @@ def _split_partial(
         raise JobError(f"split {number} is out of range: the plan lists {len(index.splits)}")
     rejects_key = split_rejects_key(ctx.work_prefix, number)
     s3.delete_object(Bucket=bucket, Key=rejects_key)
-    builder = PartialBuilder(manifest_schema(manifest), manifest.options, BATCH_ROWS)
+    builder = PartialBuilder(split_schema(index, manifest), manifest.options, BATCH_ROWS)
 
     try:
         result = read_split(s3, index, number, manifest, builder.add, chunk_bytes(ctx))

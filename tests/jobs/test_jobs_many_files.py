@@ -92,3 +92,49 @@ def test_a_malformed_manifest_is_bad_input_saying_why(make_run, body: bytes, say
     done = run.run("ingest")
     assert done.returncode == 65, done.stderr
     assert says in done.stderr
+
+
+@pytest.fixture
+def plain_parts(s3, tmp_path: Path) -> tuple[str, list[Path]]:
+    """Three uncompressed CSV files (splittable) under a fresh prefix."""
+    prefix = f"many/{uuid.uuid4().hex[:8]}/"
+    paths = []
+    for number, name in enumerate(("a.csv", "b.csv", "c.csv")):
+        path = tmp_path / name
+        sampledata.generate(str(path), rows=2000 + 500 * number, seed=30 + number)
+        s3.upload_file(str(path), IN_BUCKET, prefix + name)
+        paths.append(path)
+    return prefix, paths
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        lambda prefix: {"prefix": prefix},  # sizes come with the listing
+        lambda prefix: {"keys": [prefix + n for n in ("a.csv", "b.csv", "c.csv")]},  # from the heads
+    ],
+    ids=["prefix", "keys"],
+)
+def test_a_manifest_larger_than_the_split_target_is_one_split_run(make_run, plain_parts, body) -> None:
+    prefix, paths = plain_parts
+    total = sum(p.stat().st_size for p in paths)
+    target_mb = total / 7 / (1024 * 1024)  # about seven splits over the three files
+    run = make_run(
+        json.dumps(body(prefix)).encode(),
+        "run.manifest.json",
+        extra_env={"SLUICE_SPLIT_TARGET_MB": repr(target_mb)},
+    )
+    manifest = run.pipeline()
+    assert manifest["split_index_key"] is not None and 6 <= manifest["shard_count"] <= 8
+    assert manifest["input_count"] == 3
+    assert_matches(run.result(), oracle(paths))
+
+
+def test_a_manifest_within_the_split_target_is_read_in_one_pass(make_run, plain_parts) -> None:
+    prefix, paths = plain_parts
+    run = make_run(
+        json.dumps({"keys": [prefix + n for n in ("a.csv", "b.csv", "c.csv")]}).encode(), "run.manifest.json"
+    )
+    manifest = run.pipeline()
+    assert manifest["split_index_key"] is None
+    assert_matches(run.result(), oracle(paths))

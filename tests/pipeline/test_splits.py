@@ -100,3 +100,57 @@ def test_a_bad_row_in_a_later_split_fails_the_run_once_naming_its_line(
     assert "line 17001: column 'amount': 'twelve' is not a number" in alert["message"]
     assert alert["attributes"]["reason_code"]["Value"] == "bad_input"
     assert pipeline.output_keys(f"results/{key}/") == []
+
+
+def test_a_large_json_lines_file_is_split_by_byte_ranges(pipeline: Pipeline, tmp_path: Path) -> None:
+    path = tmp_path / "split-me.jsonl"
+    sampledata.generate(str(path), rows=20_000, seed=93)
+    key = "incoming/splits/split-me.jsonl"
+    pipeline.upload(key, path.read_bytes(), {"split_target_mb": 0.5})
+    execution = pipeline.wait_finished(pipeline.wait_execution_for(key)["executionArn"], timeout=180)
+    assert execution["status"] == "SUCCEEDED", execution.get("cause")
+
+    run = load_run(pipeline.clients.sfn, pipeline.clients.batch, execution["executionArn"])
+    transform = run.stage_jobs("transform")[0]
+    assert transform.array_size == -(-path.stat().st_size // (MiB // 2))
+    prefix = json.loads(execution["output"])["output"]["prefix"]
+    local = tmp_path / "result.parquet"
+    body = pipeline.clients.s3.get_object(
+        Bucket=pipeline.outputs.output_bucket, Key=f"{prefix}result.parquet"
+    )
+    local.write_bytes(body["Body"].read())
+    assert_matches(pq.read_table(local), duckdb_expected(path))
+    summary = summary_of(pipeline, execution)
+    assert (summary["format"], summary["rows_in"], summary["rows_accepted"]) == ("jsonl", 20_000, 20_000)
+    assert summary["shards"] == transform.array_size
+
+
+def test_a_large_parquet_file_is_split_by_row_groups(pipeline: Pipeline, tmp_path: Path) -> None:
+    generated = tmp_path / "generated.parquet"
+    sampledata.generate(str(generated), rows=40_000, seed=94)
+    path = tmp_path / "split-me.parquet"
+    pq.write_table(pq.read_table(generated), path, row_group_size=5_000)  # eight row groups
+    metadata = pq.read_metadata(path)
+    assert metadata.num_row_groups == 8
+    group_bytes = sum(
+        metadata.row_group(0).column(c).total_compressed_size for c in range(metadata.num_columns)
+    )
+    key = "incoming/splits/split-me.parquet"
+    # About two row groups per split.
+    pipeline.upload(key, path.read_bytes(), {"split_target_mb": 2 * group_bytes / MiB})
+    execution = pipeline.wait_finished(pipeline.wait_execution_for(key)["executionArn"], timeout=180)
+    assert execution["status"] == "SUCCEEDED", execution.get("cause")
+
+    run = load_run(pipeline.clients.sfn, pipeline.clients.batch, execution["executionArn"])
+    transform = run.stage_jobs("transform")[0]
+    assert transform.array_size is not None and 3 <= transform.array_size <= 5, transform.array_size
+    assert all(child.status == "SUCCEEDED" for child in transform.children)
+    prefix = json.loads(execution["output"])["output"]["prefix"]
+    local = tmp_path / "result.parquet"
+    body = pipeline.clients.s3.get_object(
+        Bucket=pipeline.outputs.output_bucket, Key=f"{prefix}result.parquet"
+    )
+    local.write_bytes(body["Body"].read())
+    assert_matches(pq.read_table(local), duckdb_expected(path))
+    summary = summary_of(pipeline, execution)
+    assert (summary["format"], summary["rows_in"], summary["rows_accepted"]) == ("parquet", 40_000, 40_000)
