@@ -116,8 +116,25 @@ def separate_runs(session: dict[str, Any], files: int, tag: str) -> dict[str, An
         "wall_s": round(max(e["stopDate"].timestamp() for e in found) - started, 3),
         "executions": len(found),
         "failed": len(failed),
+        "failures": _why(clients.sfn, failed),
         "jobs": _jobs(clients, [e["executionArn"] for e in found]),
     }
+
+
+def _why(sfn: Any, failed: list[dict[str, Any]], limit: int = 20) -> list[dict[str, Any]]:
+    """Status, error and cause of (the first `limit`) executions that did not succeed."""
+    reasons = []
+    for execution in failed[:limit]:
+        described = sfn.describe_execution(executionArn=execution["executionArn"])
+        reasons.append(
+            {
+                "name": execution["name"],
+                "status": described["status"],
+                "error": described.get("error"),
+                "cause": (described.get("cause") or "")[:1000],
+            }
+        )
+    return reasons
 
 
 def _wait(sfn: Any, arns: list[str], timeout_s: float) -> list[dict[str, Any]]:

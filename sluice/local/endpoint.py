@@ -246,6 +246,14 @@ class _Server(ThreadedWSGIServer):
 
     daemon_threads = True
     block_on_close = False
+    # werkzeug listens with a backlog of 128. Thousands of `.sync` waits, Lambda workers and job
+    # processes connecting at once overflow it while the accept loop waits for the GIL; Linux
+    # then drops the handshake's last ACK and the client, which believes it is connected, is
+    # reset (ECONNRESET) a minute later. An AWS endpoint never resets a request for load: it
+    # answers it, at worst with a retryable throttling error
+    # (https://docs.aws.amazon.com/sdkref/latest/guide/feature-retry-behavior.html). The kernel
+    # caps this at net.core.somaxconn.
+    request_queue_size = 4096
 
     def __init__(self, host: str, port: int, app: WSGIApp) -> None:
         super().__init__(host, port, app, handler=_KeepAliveHandler)

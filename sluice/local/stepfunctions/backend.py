@@ -13,11 +13,24 @@
    strings and dates epoch milliseconds.
 2. `.sync` completion. moto polls DescribeJobs every 0.5 s; here the resolver wakes as soon as
    a `Batch Job State Change` event for the job passes through the local EventBridge (see
-   `notify_batch_event`), polling every `SYNC_FALLBACK_POLL_SECONDS` otherwise.
+   `notify_batch_event`), as Step Functions does through its managed
+   `StepFunctionsGetEventsForBatchJobsRule` (batch-iam.html below). The fallback poll starts at
+   `SYNC_FALLBACK_POLL_SECONDS` and backs off to `SYNC_MAX_POLL_SECONDS`: thousands of waiting
+   executions polling four times a second each were most of an overloaded endpoint's load.
+   A DescribeJobs call that fails transiently (connection reset or refused, HTTP 5xx,
+   throttling) is moto's own bookkeeping call, not the task's: moto failed the task with
+   States.Runtime (or Batch.<code>) and so ended the execution while its job ran on. On AWS a
+   Run a Job (.sync) task ends only when the job does, or at the state's TimeoutSeconds or
+   HeartbeatSeconds (https://docs.aws.amazon.com/step-functions/latest/dg/connect-to-resource.html#connect-sync,
+   https://docs.aws.amazon.com/step-functions/latest/dg/connect-batch.html); here such a
+   poll is logged and retried, and the wait goes on.
 3. When an execution ends (stopped, failed, timed out) while a `.sync` Batch job it started
    is still running, the job is terminated (batch:TerminateJob), as the IAM policy Step
    Functions requires for `.sync` Batch tasks implies
-   (https://docs.aws.amazon.com/step-functions/latest/dg/batch-iam.html).
+   (https://docs.aws.amazon.com/step-functions/latest/dg/batch-iam.html). A transient failure
+   of TerminateJob is retried with backoff, as the AWS SDKs retry it
+   (https://docs.aws.amazon.com/sdkref/latest/guide/feature-retry-behavior.html). A stopped
+   execution's waits are woken at once, not at their next poll.
 4. `Step Functions Execution Status Change` events (source aws.states) for Standard workflows,
    emitted from moto's execution thread when an execution starts and when it ends
    (https://docs.aws.amazon.com/step-functions/latest/dg/cw-events.html).
@@ -66,7 +79,8 @@ import boto3
 import botocore.session
 from botocore import xform_name
 from botocore.config import Config
-from botocore.exceptions import UnknownServiceError
+from botocore.exceptions import ClientError, HTTPClientError, UnknownServiceError
+from botocore.exceptions import ConnectionError as BotoConnectionError
 from moto.core.responses import ActionResult
 from moto.settings import moto_server_port
 from moto.stepfunctions.parser.asl.component.common.error_name.custom_error_name import CustomErrorName
@@ -111,6 +125,10 @@ EventEmitter = Callable[[dict[str, Any], str, str], None]
 PendingHold = Callable[[], contextlib.AbstractContextManager[None]]
 
 SYNC_FALLBACK_POLL_SECONDS = 0.25
+SYNC_MAX_POLL_SECONDS = 20.0
+# TerminateJob of a job an ended execution left running: attempts and the first backoff (doubling).
+TERMINATE_ATTEMPTS = 6
+TERMINATE_FIRST_BACKOFF_SECONDS = 0.5
 # "If the combined escaped input and escaped output sent to EventBridge exceeds 248KB, then
 # the input will be excluded. Similarly, if the escaped output exceeds 248KB, then the output
 # will be excluded." https://docs.aws.amazon.com/step-functions/latest/dg/cw-events.html
@@ -218,6 +236,13 @@ class _BatchJobWatch:
         with self._changed:
             return self._running.pop(execution_arn, {})
 
+    def wake_execution(self, execution_arn: str) -> None:
+        """Wake the execution's `.sync` waits now (it was stopped) instead of at their next poll."""
+        with self._changed:
+            for job_id in self._running.get(execution_arn, {}):
+                self._versions[job_id] = self._versions.get(job_id, 0) + 1
+            self._changed.notify_all()
+
 
 _watch = _BatchJobWatch()
 
@@ -249,21 +274,67 @@ def _build_sync_resolver(
 
     def resolver() -> Any:
         # Runs until the job ends (moto calls it again only after sleeping 0.5 s).
+        interval = SYNC_FALLBACK_POLL_SECONDS
         while True:
             seen = _watch.version(job_id)
+            if not env.is_running():
+                return None  # execution stopped or failed elsewhere; the end hook terminates
             try:
                 result = describe()
             except FailureEventException:  # job FAILED: States.TaskFailed, cause = job JSON
                 _watch.finished(execution_arn, job_id)
                 raise
+            except Exception as error:
+                if not is_transient(error):
+                    _watch.finished(execution_arn, job_id)
+                    raise
+                # Step Functions' own poll failed, not the job: keep waiting (see 2. above).
+                log.warning("DescribeJobs of %s for %s failed, retrying: %s", job_id, execution_arn, error)
+                result = None
             if result is not None:
                 _watch.finished(execution_arn, job_id)
                 return result
             if not env.is_running():
                 return None  # execution stopped or failed elsewhere; the end hook terminates
-            _watch.wait(job_id, seen, SYNC_FALLBACK_POLL_SECONDS)
+            _watch.wait(job_id, seen, interval)
+            interval = min(interval * 2, max(SYNC_MAX_POLL_SECONDS, SYNC_FALLBACK_POLL_SECONDS))
 
     return resolver
+
+
+# HTTP statuses and error codes the AWS SDKs retry as transient or throttling
+# (https://docs.aws.amazon.com/sdkref/latest/guide/feature-retry-behavior.html).
+_TRANSIENT_STATUSES = frozenset({429, 500, 502, 503, 504})
+_THROTTLING_CODES = frozenset(
+    {
+        "Throttling",
+        "ThrottlingException",
+        "ThrottledException",
+        "RequestThrottledException",
+        "TooManyRequestsException",
+        "ProvisionedThroughputExceededException",
+        "TransactionInProgressException",
+        "RequestLimitExceeded",
+        "BandwidthLimitExceeded",
+        "LimitExceededException",
+        "RequestThrottled",
+        "SlowDown",
+        "PriorRequestNotComplete",
+        "EC2ThrottledException",
+    }
+)
+
+
+def is_transient(error: BaseException) -> bool:
+    """Whether a service call failed in a way the AWS SDKs retry: no connection, no complete
+    response, HTTP 5xx or 429, or a throttling error code."""
+    if isinstance(error, BotoConnectionError | HTTPClientError | ConnectionError | TimeoutError):
+        return True
+    if isinstance(error, ClientError):
+        code = str(error.response.get("Error", {}).get("Code", ""))
+        status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        return code in _THROTTLING_CODES or status in _TRANSIENT_STATUSES
+    return False
 
 
 def _execution_role(execution: Any) -> str | None:
@@ -283,12 +354,25 @@ def _terminate_jobs_of(execution: Any) -> None:
         reason = (
             f"Step Functions execution {execution.exec_arn} ended with status {execution.exec_status.value}"
         )
-        try:
-            role_client(region, "batch", _execution_role(execution)).terminate_job(
-                jobId=job_id, reason=reason[:1024]
-            )
-        except Exception:
-            log.exception("terminating Batch job %s of %s failed", job_id, execution.exec_arn)
+        backoff = TERMINATE_FIRST_BACKOFF_SECONDS
+        for attempt in range(1, TERMINATE_ATTEMPTS + 1):
+            try:
+                role_client(region, "batch", _execution_role(execution)).terminate_job(
+                    jobId=job_id, reason=reason[:1024]
+                )
+                break
+            except Exception as error:
+                if attempt < TERMINATE_ATTEMPTS and is_transient(error):
+                    time.sleep(backoff)
+                    backoff *= 2
+                    continue
+                log.exception(
+                    "terminating Batch job %s of %s (%s) failed",
+                    job_id,
+                    execution.exec_arn,
+                    execution.exec_status.value,
+                )
+                break
 
 
 # -- 4. Execution Status Change events ----------------------------------------------------
@@ -438,6 +522,11 @@ def _worker_stop(self: Any, stop_date: dt.datetime, error: str | None, cause: st
     while self.env is None and time.monotonic() < deadline:
         time.sleep(0.005)
     _MOTO[(ExecutionWorker, "stop")](self, stop_date, error, cause)
+    try:  # a `.sync` wait may be between polls: end it now
+        execution_arn = str(self.env.states.context_object.context_object_data["Execution"]["Id"])
+    except (AttributeError, KeyError, TypeError):
+        return  # no environment (yet), or not one of moto's
+    _watch.wake_execution(execution_arn)
 
 
 # -- 9. Service integrations sign as the state machine's role ------------------------------
