@@ -55,6 +55,10 @@
    https://docs.aws.amazon.com/step-functions/latest/dg/supported-services-awssdk.html
 11. Batch SubmitJob members: moto drops those outside a fixed list (ShareIdentifier,
    SchedulingPriorityOverride, PropagateTags, NodeOverrides, ...); all are passed on here.
+12. One parse per definition: moto parses the state machine's ASL with ANTLR for every
+   execution (~0.1 CPU s for this app's machine, in the one process that serves the whole
+   cloud). The parsed program is kept, pickled, per definition, and each execution gets its
+   own copy (~1 ms), so no two executions share a mutable component.
 
 `install(emit, hold)` applies all of it to moto's classes (process-wide, like moto's
 backends); `uninstall()` restores moto's own methods; `suspended()` is moto as shipped for a
@@ -70,8 +74,10 @@ import functools
 import importlib
 import json
 import logging
+import pickle
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -634,6 +640,38 @@ def _batch_supported_parameters(self: Any) -> set[str] | None:
     return {name[:1].upper() + name[1:] for name in members}
 
 
+# -- 12. one parse per definition -------------------------------------------------------
+
+_PARSED_PROGRAMS_KEPT = 32  # definitions (state machine versions) whose parsed program is kept
+_parsed_programs: OrderedDict[str, bytes] = OrderedDict()
+_parsed_programs_lock = threading.Lock()
+
+
+def _evaluation_entrypoint(self: Any) -> Any:
+    """The execution's program: a fresh copy of the definition's parsed program.
+
+    The copy comes from pickled bytes this process made itself from moto's own parse, so it is
+    what a new parse would give, without ANTLR's cost.
+    """
+    definition: str = self._evaluation_details.state_machine_details.definition
+    with _parsed_programs_lock:
+        pickled = _parsed_programs.get(definition)
+        if pickled is not None:
+            _parsed_programs.move_to_end(definition)
+    if pickled is not None:
+        return pickle.loads(pickled)  # bytes made by pickle.dumps below, never from outside
+    program = _MOTO[(ExecutionWorker, "_get_evaluation_entrypoint")](self)
+    try:
+        pickled = pickle.dumps(program)
+    except (pickle.PicklingError, TypeError, AttributeError):
+        return program  # a component that cannot be pickled: parse every time, as moto does
+    with _parsed_programs_lock:
+        _parsed_programs[definition] = pickled
+        while len(_parsed_programs) > _PARSED_PROGRAMS_KEPT:
+            _parsed_programs.popitem(last=False)
+    return program
+
+
 # -- install / uninstall ------------------------------------------------------------------
 
 # (class or module, attribute, replacement); modules call `CustomErrorName(...)` by name.
@@ -650,6 +688,7 @@ _PATCHES: list[tuple[Any, str, Callable[..., Any] | property]] = [
     (state_fail, "CustomErrorName", _propagated_error_name),
     (StepFunctionResponse, "stop_execution", _stop_execution),
     (ExecutionWorker, "stop", _worker_stop),
+    (ExecutionWorker, "_get_evaluation_entrypoint", _evaluation_entrypoint),
 ]
 _MOTO: dict[tuple[Any, str], Any] = {(target, name): getattr(target, name) for target, name, _ in _PATCHES}
 

@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 import pytest
+from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
 
 from sluice.local.stepfunctions import backend as stepfunctions
 from tests.helpers import ROOT
@@ -493,3 +494,50 @@ def test_pipeline_sync_state_times_out_into_pipeline_failed(local: Local) -> Non
         lambda: [body["jobId"] for operation, body in local.batch.requests if operation == "terminatejob"]
     )
     assert terminated == [job["jobId"]]
+
+
+@pytest.mark.timeout(60)
+def test_a_definition_is_parsed_once_and_every_execution_gets_its_own_program(
+    local: Local, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Correction 12: the parsed program is reused by copy, and executions stay independent (a
+    Map's iterations and a Pass's result are each execution's own)."""
+    from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
+
+    parses: list[str] = []
+    original = AmazonStateLanguageParser.parse
+
+    def counting(definition: str) -> Any:
+        parses.append(definition)
+        return original(definition)
+
+    monkeypatch.setattr(AmazonStateLanguageParser, "parse", staticmethod(counting))
+    programs: list[Any] = []
+    patched = stepfunctions._evaluation_entrypoint
+
+    def recording(self: Any) -> Any:
+        programs.append(patched(self))
+        return programs[-1]
+
+    monkeypatch.setattr(ExecutionWorker, "_get_evaluation_entrypoint", recording)
+    states = {
+        "Double": {
+            "Type": "Map",
+            "ItemsPath": "$.items",
+            "ItemProcessor": {
+                "StartAt": "Times2",
+                "States": {
+                    "Times2": {"Type": "Pass", "Parameters": {"v.$": "States.MathAdd($, $)"}, "End": True}
+                },
+            },
+            "ResultPath": "$.doubled",
+            "End": True,
+        }
+    }
+    machine = create_machine(local, states, "Double", name="parse-once")
+    parses.clear()  # CreateStateMachine validates by parsing; executions are what count
+    arns = [start(local, machine, f"run-{n}", {"items": list(range(n, n + 3))}) for n in range(4)]
+    outputs = [json.loads(finished(local, arn)["output"]) for arn in arns]
+    assert [o["doubled"] for o in outputs] == [[{"v": 2 * i} for i in range(n, n + 3)] for n in range(4)]
+    assert len([p for p in parses if '"Double"' in p]) == 1  # the machine's own definition, once
+    assert len(programs) == 4 and len({id(p) for p in programs}) == 4
