@@ -18,17 +18,24 @@ from tests.jobs.helpers_oracle import assert_matches, duckdb_expected
 pytestmark = pytest.mark.timeout(120)
 
 
-@pytest.fixture
-def parts(s3, tmp_path: Path) -> tuple[str, list[Path]]:
-    """Three CSV files under a fresh prefix of the input bucket (one gzipped)."""
+def upload_parts(
+    s3, tmp_path: Path, names: tuple[str, ...], rows: int, step: int, seed: int
+) -> tuple[str, list[Path]]:
+    """Sample-data files (`rows`, then `step` more each) under a fresh prefix of the input bucket."""
     prefix = f"many/{uuid.uuid4().hex[:8]}/"
     paths = []
-    for number, name in enumerate(("a.csv", "b.csv", "c.csv.gz")):
+    for number, name in enumerate(names):
         path = tmp_path / name
-        sampledata.generate(str(path), rows=3000 + 1000 * number, seed=20 + number)
+        sampledata.generate(str(path), rows=rows + step * number, seed=seed + number)
         s3.upload_file(str(path), IN_BUCKET, prefix + name)
         paths.append(path)
     return prefix, paths
+
+
+@pytest.fixture
+def parts(s3, tmp_path: Path) -> tuple[str, list[Path]]:
+    """Three CSV files under a fresh prefix of the input bucket (one gzipped)."""
+    return upload_parts(s3, tmp_path, ("a.csv", "b.csv", "c.csv.gz"), rows=3000, step=1000, seed=20)
 
 
 def oracle(paths: list[Path]) -> list[dict]:
@@ -97,14 +104,7 @@ def test_a_malformed_manifest_is_bad_input_saying_why(make_run, body: bytes, say
 @pytest.fixture
 def plain_parts(s3, tmp_path: Path) -> tuple[str, list[Path]]:
     """Three uncompressed CSV files (splittable) under a fresh prefix."""
-    prefix = f"many/{uuid.uuid4().hex[:8]}/"
-    paths = []
-    for number, name in enumerate(("a.csv", "b.csv", "c.csv")):
-        path = tmp_path / name
-        sampledata.generate(str(path), rows=2000 + 500 * number, seed=30 + number)
-        s3.upload_file(str(path), IN_BUCKET, prefix + name)
-        paths.append(path)
-    return prefix, paths
+    return upload_parts(s3, tmp_path, ("a.csv", "b.csv", "c.csv"), rows=2000, step=500, seed=30)
 
 
 @pytest.mark.parametrize(
